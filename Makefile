@@ -1,0 +1,71 @@
+# Tsukuba Super Science City course -- thin targets; each calls sscity or pytest.
+#
+#   make demo       set up (if needed), release the course, verify every module
+#   make test       set up (if needed), run the whole test suite
+#   make test-fast  the quick subset for development (no notebook execution)
+#   make lab        JupyterLab on modules/ for students
+#   make lint       the authoring rules (sscity course lint)
+#
+# With no environment active (no virtualenv, no conda env other than base) the targets
+# create .venv/ here with python3 (3.11 or newer) and install the course into it.
+
+SHELL := /bin/bash
+PYTHON_BOOT ?= python3
+JOBS ?= 2
+
+ifneq ($(VIRTUAL_ENV),)
+  ACTIVE_ENV := $(VIRTUAL_ENV)
+else ifneq ($(filter-out base,$(CONDA_DEFAULT_ENV)),)
+  ACTIVE_ENV := $(CONDA_PREFIX)
+endif
+
+ifdef ACTIVE_ENV
+  PYTHON := python
+  STAMP := .make/installed-$(subst /,_,$(ACTIVE_ENV))
+else
+  PYTHON := .venv/bin/python
+  STAMP := .venv/.sscity-installed
+endif
+SSCITY := $(PYTHON) -m sscity
+
+.PHONY: help setup demo test test-fast lab lint release clean
+
+help:
+	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+
+.venv/bin/python:
+	@$(PYTHON_BOOT) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
+	  { echo "The course needs Python 3.11 or newer; '$(PYTHON_BOOT)' is $$($(PYTHON_BOOT) --version 2>&1)."; \
+	    echo "Install Python 3.11+, or run: make PYTHON_BOOT=python3.11 demo"; exit 1; }
+	$(PYTHON_BOOT) -m venv .venv
+
+$(STAMP): pyproject.toml $(if $(ACTIVE_ENV),,.venv/bin/python)
+	@mkdir -p $(dir $(STAMP))
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(SSCITY) data verify
+	$(SSCITY) course release
+	$(SSCITY) course verify --jobs $(JOBS)
+
+test: setup
+	$(PYTHON) -m pytest -n $(JOBS)
+
+test-fast: setup
+	$(PYTHON) -m pytest -m "not slow" -n $(JOBS)
+
+lab: setup
+	$(SSCITY) lab
+
+lint: setup
+	$(SSCITY) course lint
+
+release: setup
+	$(SSCITY) course release
+
+clean:
+	rm -rf .make .pytest_cache submitted autograded feedback gradebook.db

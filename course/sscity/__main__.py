@@ -1,0 +1,7 @@
+"""``python -m sscity`` runs the ``sscity`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,166 @@
+"""The ``sscity`` command.
+
+::
+
+    sscity course release [MODULE...] [--check]   regenerate modules/ from solutions/
+    sscity course verify  [MODULE...] [--jobs N]  solution 100, blank 0, known-wrongs fail
+    sscity course lint    [MODULE...]             the authoring rules
+    sscity data verify                            datasets/ against datasets/MANIFEST
+    sscity data manifest                          rewrite datasets/MANIFEST (authors)
+    sscity lab                                    JupyterLab on modules/
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _root(args) -> Path:
+    from .course.notebooks import course_root
+
+    return course_root(Path(args.root) if args.root else None)
+
+
+def _cmd_release(args) -> int:
+    from .course.release import check_release, release, remove_stale
+
+    root = _root(args)
+    if args.check:
+        drift = check_release(root, args.modules or None)
+        if drift.ok:
+            print("modules/ matches a fresh release of solutions/.")
+            return 0
+        print("modules/ differs from a fresh release of solutions/:")
+        for line in drift.lines():
+            print(f"  {line}")
+        print("Never edit modules/ by hand: change solutions/ and run `sscity course release`.")
+        return 1
+    started = time.perf_counter()
+    done = release(root, args.modules or None)
+    stale = [] if args.modules else remove_stale(root)
+    print(f"Released {', '.join(done) or 'nothing'} into modules/ "
+          f"in {time.perf_counter() - started:.1f} s.")
+    if stale:
+        print(f"Removed stale release folders: {', '.join(stale)}")
+    return 0
+
+
+def _cmd_verify(args) -> int:
+    from .course.verify import format_report, verify_modules
+
+    root = _root(args)
+    started = time.perf_counter()
+    reports = verify_modules(root, args.modules or None, jobs=args.jobs,
+                             progress=not args.no_progress)
+    for report in reports:
+        print(format_report(report))
+        print()
+    failed = [r.module for r in reports if not r.ok]
+    total = time.perf_counter() - started
+    print(f"Verified {len(reports)} module(s) in {total:.1f} s: "
+          + ("all pass." if not failed else f"FAILED: {', '.join(failed)}"))
+    return 1 if failed else 0
+
+
+def _cmd_lint(args) -> int:
+    from .course.lint import run_lint
+
+    results = run_lint(_root(args), args.modules or None)
+    failed = 0
+    for rule, problems in results.items():
+        print(f"{'ok  ' if not problems else 'FAIL'} {rule}")
+        for problem in problems:
+            print(f"       {problem}")
+        failed += bool(problems)
+    return 1 if failed else 0
+
+
+def _cmd_data_verify(args) -> int:
+    from .data import datasets_dir, verify_manifest
+
+    root = Path(args.datasets) if args.datasets else datasets_dir()
+    report = verify_manifest(root)
+    for line in report.lines():
+        print(line)
+    if report.ok:
+        print(f"All {report.checked} dataset files match {root / 'MANIFEST'}.")
+        return 0
+    print(f"{len(report.lines())} problem(s) in {root}. A changed file was edited or damaged: "
+          "restore it with `git checkout -- datasets/`. If you changed a dataset on purpose, "
+          "rewrite the manifest with `sscity data manifest`.")
+    return 1
+
+
+def _cmd_data_manifest(args) -> int:
+    from .data import datasets_dir, write_manifest
+
+    root = Path(args.datasets) if args.datasets else datasets_dir()
+    print(f"Wrote {write_manifest(root)}")
+    return 0
+
+
+def _cmd_lab(args) -> int:
+    root = _root(args)
+    command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={root / 'modules'}",
+               *args.lab_args]
+    print("Starting JupyterLab on modules/ (stop it with Ctrl+C) ...")
+    return subprocess.call(command, cwd=root, env=os.environ.copy())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sscity", description="Tools of the Tsukuba Super Science City course.")
+    parser.add_argument("--root", help="course repository (default: found from here)")
+    verbs = parser.add_subparsers(dest="group", required=True)
+
+    course = verbs.add_parser("course", help="instructor tools: release, verify, lint")
+    course_verbs = course.add_subparsers(dest="verb", required=True)
+    rel = course_verbs.add_parser("release", help="regenerate modules/ from solutions/ with nbgrader")
+    rel.add_argument("modules", nargs="*", metavar="MODULE")
+    rel.add_argument("--check", action="store_true",
+                     help="change nothing; exit 1 and name the files if modules/ is out of date")
+    rel.set_defaults(func=_cmd_release)
+    ver = course_verbs.add_parser(
+        "verify", help="grade solution, blank and known-wrong submissions with nbgrader")
+    ver.add_argument("modules", nargs="*", metavar="MODULE")
+    ver.add_argument("--jobs", type=int, default=1, help="modules verified at once (default 1)")
+    ver.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ver.set_defaults(func=_cmd_verify)
+    lint = course_verbs.add_parser("lint", help="check the authoring rules")
+    lint.add_argument("modules", nargs="*", metavar="MODULE")
+    lint.set_defaults(func=_cmd_lint)
+
+    data = verbs.add_parser("data", help="datasets: verify checksums")
+    data_verbs = data.add_subparsers(dest="verb", required=True)
+    dver = data_verbs.add_parser("verify", help="check every file against datasets/MANIFEST")
+    dver.add_argument("--datasets", help="datasets folder (default: the course's)")
+    dver.set_defaults(func=_cmd_data_verify)
+    dman = data_verbs.add_parser("manifest", help="rewrite datasets/MANIFEST from the files")
+    dman.add_argument("--datasets", help="datasets folder (default: the course's)")
+    dman.set_defaults(func=_cmd_data_manifest)
+
+    lab = verbs.add_parser("lab", help="JupyterLab on modules/ (for students)")
+    lab.add_argument("lab_args", nargs=argparse.REMAINDER,
+                     help="extra JupyterLab options, e.g. --no-browser")
+    lab.set_defaults(func=_cmd_lab)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"sscity: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The instructor toolchain: release, verify and lint the course's notebooks."""

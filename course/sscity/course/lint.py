@@ -1,0 +1,369 @@
+"""Course lint: the authoring rules of ``course/AUTHORING.md`` as functions.
+
+Each ``check_*`` function takes notebooks (see :func:`sscity.course.notebooks.iter_notebooks`)
+and returns a list of problems, one readable line each; an empty list means the rule holds.
+``tests/test_course_lint.py`` runs them all over the course.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from .known_wrong import load_known_wrong
+from .notebooks import (
+    SOLUTION_MARKERS,
+    CourseNotebook,
+    grade_id,
+    is_autograded_answer,
+    is_graded,
+    is_manual_answer,
+    is_test_cell,
+    nbgrader_meta,
+    tier,
+    visible_source,
+)
+
+__all__ = [
+    "check_answers_followed_by_tests",
+    "check_bilingual_markdown",
+    "check_bilingual_test_messages",
+    "check_figures_described",
+    "check_known_wrong_coverage",
+    "check_no_leaks",
+    "check_no_outputs",
+    "check_points_total",
+    "check_ruff",
+    "check_schema_version",
+    "check_tiers",
+    "check_unique_grade_ids",
+    "is_bilingual",
+]
+
+ASSIGNMENT = "assignment"
+POINTS_PER_ASSIGNMENT = 100
+SCHEMA_VERSION = 3
+
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
+_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+_CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
+_LINK_TARGET = re.compile(r"\]\([^)]*\)|https?://\S+|<[^>]+>")
+_ENGLISH_FUNCTION_WORDS = {
+    "the", "a", "an", "of", "to", "is", "are", "in", "and", "or", "you", "your", "we", "it",
+    "this", "that", "for", "with", "what", "how", "on", "by", "be", "as", "at", "from", "not",
+}
+
+
+def is_bilingual(text: str) -> bool:
+    """Whether prose carries both English and Japanese in comparable measure.
+
+    Code spans, links and URLs are ignored. Short text (a heading) needs one English word
+    and two Japanese characters; longer English prose needs English function words and a
+    Japanese part of reasonable length, so one Japanese word in an English paragraph (or
+    the reverse) does not pass.
+    """
+    prose = _LINK_TARGET.sub(" ", _CODE.sub(" ", text))
+    japanese = len(_JAPANESE.findall(prose))
+    words = _LATIN_WORD.findall(prose)
+    letters = sum(len(w) for w in words)
+    if japanese < 2 or not words:
+        return False
+    if len(words) >= 8:
+        if not _ENGLISH_FUNCTION_WORDS & {w.lower() for w in words}:
+            return False
+        # Japanese packs about three Latin letters' worth of meaning into one character.
+        if japanese < 0.12 * letters:
+            return False
+    if japanese >= 30 and letters < 0.8 * japanese:
+        return False
+    return True
+
+
+def _nbs_by_kind(notebooks, kind):
+    return [n for n in notebooks if n.path.parent.parent.name == kind]
+
+
+def check_unique_grade_ids(notebooks: list[CourseNotebook]) -> list[str]:
+    """Every ``grade_id`` appears once in the whole course."""
+    seen = defaultdict(list)
+    for nb in notebooks:
+        for index, cell in enumerate(nb.nb.cells):
+            gid = grade_id(cell)
+            if gid is not None:
+                seen[gid].append(f"{nb.label} cell {index}")
+    return [f"grade_id '{gid}' is used {len(where)} times: {', '.join(where)}"
+            for gid, where in sorted(seen.items()) if len(where) > 1]
+
+
+def check_schema_version(notebooks: list[CourseNotebook]) -> list[str]:
+    problems = []
+    for nb in notebooks:
+        for index, cell in enumerate(nb.nb.cells):
+            meta = nbgrader_meta(cell)
+            if meta and meta.get("schema_version") != SCHEMA_VERSION:
+                problems.append(f"{nb.label} cell {index}: nbgrader schema_version "
+                                f"{meta.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+    return problems
+
+
+def check_points_total(notebooks: list[CourseNotebook]) -> list[str]:
+    """Each module's ``assignment.ipynb`` carries exactly 100 points; lessons carry none."""
+    problems = []
+    for nb in notebooks:
+        points = sum(float(nbgrader_meta(c).get("points", 0) or 0) for c in nb.nb.cells
+                     if nbgrader_meta(c).get("grade") or nbgrader_meta(c).get("task"))
+        if nb.name == ASSIGNMENT and points != POINTS_PER_ASSIGNMENT:
+            problems.append(f"{nb.label}: points sum to {points:g}, not {POINTS_PER_ASSIGNMENT}")
+        if nb.name != ASSIGNMENT and points:
+            problems.append(f"{nb.label}: {points:g} points outside assignment.ipynb")
+    return problems
+
+
+def _next_code_cell(cells, index):
+    for later in range(index + 1, len(cells)):
+        if cells[later].cell_type == "code":
+            return later, cells[later]
+    return None, None
+
+
+def check_answers_followed_by_tests(notebooks: list[CourseNotebook]) -> list[str]:
+    """The code cell after every autograded answer is a test cell."""
+    problems = []
+    for nb in notebooks:
+        for index, cell in enumerate(nb.nb.cells):
+            if cell.cell_type == "code" and is_autograded_answer(cell):
+                _, following = _next_code_cell(nb.nb.cells, index)
+                if following is None or not is_test_cell(following):
+                    problems.append(f"{nb.label}: answer cell '{grade_id(cell)}' (cell {index}) "
+                                    "is not followed by a test cell")
+    return problems
+
+
+def check_tiers(notebooks: list[CourseNotebook]) -> list[str]:
+    """Every graded cell is tagged ``core`` or ``extension``; an answer and its tests agree."""
+    problems = []
+    for nb in notebooks:
+        cells = nb.nb.cells
+        for index, cell in enumerate(cells):
+            if not is_graded(cell):
+                continue
+            if tier(cell) is None:
+                problems.append(f"{nb.label}: graded cell '{grade_id(cell)}' (cell {index}) "
+                                "needs exactly one tag: core or extension")
+                continue
+            if cell.cell_type == "code" and is_autograded_answer(cell):
+                _, test = _next_code_cell(cells, index)
+                if test is not None and is_test_cell(test) and tier(test) != tier(cell):
+                    problems.append(f"{nb.label}: answer '{grade_id(cell)}' is {tier(cell)} but "
+                                    f"its test '{grade_id(test)}' is {tier(test)}")
+    return problems
+
+
+def check_no_outputs(notebooks: list[CourseNotebook]) -> list[str]:
+    problems = []
+    for nb in notebooks:
+        for index, cell in enumerate(nb.nb.cells):
+            if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count")):
+                problems.append(f"{nb.label} cell {index}: stored outputs or execution count "
+                                "(clear them before committing)")
+    return problems
+
+
+def _solution_lines(source: str) -> list[str]:
+    """Substantive lines inside solution and hidden-test regions of a source cell."""
+    lines, inside = [], False
+    for line in source.splitlines():
+        if re.search(r"BEGIN (SOLUTION|HIDDEN TESTS)|=== BEGIN MARK SCHEME", line):
+            inside = True
+            continue
+        if re.search(r"END (SOLUTION|HIDDEN TESTS)|=== END MARK SCHEME", line):
+            inside = False
+            continue
+        stripped = line.strip()
+        if inside and len(stripped) >= 12 and not stripped.startswith("#"):
+            lines.append(stripped)
+    return lines
+
+
+def check_no_leaks(sources: list[CourseNotebook], releases: list[CourseNotebook]) -> list[str]:
+    """Released notebooks hold no markers, no solution code, no hidden tests, no mark schemes.
+
+    Beyond the nbgrader markers, every substantive line of a solution or hidden-test region
+    of the source must be absent from the released cell with the same ``grade_id``.
+    """
+    problems = []
+    for nb in releases:
+        text = nb.path.read_text(encoding="utf-8")
+        for marker in SOLUTION_MARKERS:
+            if marker in text:
+                problems.append(f"{nb.label} contains '{marker}'")
+    by_key = {(n.module, n.name): n for n in releases}
+    for source in sources:
+        release = by_key.get((source.module, source.name))
+        if release is None:
+            continue
+        released = {grade_id(c): c.source for c in release.nb.cells if grade_id(c)}
+        for cell in source.nb.cells:
+            gid = grade_id(cell)
+            if gid is None or gid not in released:
+                continue
+            for line in _solution_lines(cell.source):
+                if line in released[gid]:
+                    problems.append(f"{release.label} cell '{gid}' leaks: {line[:60]}")
+    return problems
+
+
+def _string_parts(node: ast.AST) -> str:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return " ".join(_string_parts(v) for v in node.values)
+    if isinstance(node, ast.BinOp):
+        return _string_parts(node.left) + " " + _string_parts(node.right)
+    if isinstance(node, ast.Call):  # "...".format(...)
+        return _string_parts(node.func.value) if isinstance(node.func, ast.Attribute) else ""
+    return ""
+
+
+def _messages(source: str) -> list[tuple[int, str | None]]:
+    """(line, message) of every assert and raise in code; message None when absent."""
+    tree = ast.parse(source)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assert):
+            found.append((node.lineno, _string_parts(node.msg) if node.msg else None))
+        elif isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args:
+            found.append((node.lineno, _string_parts(node.exc.args[0])))
+    return found
+
+
+def _source_without_magics(source: str) -> str:
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                     for line in source.splitlines())
+
+
+def check_bilingual_test_messages(notebooks: list[CourseNotebook]) -> list[str]:
+    """Every visible assert in a test cell has a message in English and Japanese."""
+    problems = []
+    for nb in notebooks:
+        for cell in nb.nb.cells:
+            if not is_test_cell(cell):
+                continue
+            try:
+                messages = _messages(_source_without_magics(visible_source(cell.source)))
+            except SyntaxError as err:
+                problems.append(f"{nb.label} test '{grade_id(cell)}' does not parse: {err}")
+                continue
+            for line, message in messages:
+                if message is None:
+                    problems.append(f"{nb.label} test '{grade_id(cell)}' line {line}: assert "
+                                    "without a message (say what to check, in EN and JA)")
+                elif not (_JAPANESE.search(message) and len(_LATIN_WORD.findall(message)) >= 3):
+                    problems.append(f"{nb.label} test '{grade_id(cell)}' line {line}: message "
+                                    f"is not in English and Japanese: {message[:60]!r}")
+    return problems
+
+
+def check_bilingual_markdown(notebooks: list[CourseNotebook]) -> list[str]:
+    problems = []
+    for nb in notebooks:
+        for index, cell in enumerate(nb.nb.cells):
+            if cell.cell_type == "markdown" and cell.source.strip() and not is_bilingual(cell.source):
+                first = cell.source.strip().splitlines()[0][:60]
+                problems.append(f"{nb.label} markdown cell {index} is not in both English and "
+                                f"Japanese: {first!r}")
+    return problems
+
+
+# Calls that draw a figure in the course's notebooks.
+_PLOTTING = re.compile(
+    r"\bplt\.(plot|bar|barh|hist|scatter|imshow|subplots|figure|show)\b|\.plot\(|\.plot\.\w+\("
+    r"|\.(bar|barh|hist|scatter|imshow|pie|boxplot|violinplot)\(|\.explore\("
+)
+
+
+def check_figures_described(notebooks: list[CourseNotebook]) -> list[str]:
+    """A cell that draws a figure is followed by a markdown cell describing it (Figure/図)."""
+    problems = []
+    for nb in notebooks:
+        cells = nb.nb.cells
+        for index, cell in enumerate(cells):
+            if cell.cell_type != "code" or not _PLOTTING.search(cell.source):
+                continue
+            if is_autograded_answer(cell) or is_manual_answer(cell) or is_test_cell(cell):
+                continue  # the learner draws; the statement describes what to draw
+            following = cells[index + 1] if index + 1 < len(cells) else None
+            if (following is None or following.cell_type != "markdown"
+                    or not re.search(r"\bFigure\b", following.source) or "図" not in following.source):
+                problems.append(f"{nb.label} cell {index} draws a figure but the next cell does "
+                                "not describe it ('**Figure.** …' and '**図.** …')")
+    return problems
+
+
+def check_known_wrong_coverage(root: Path, sources: list[CourseNotebook]) -> list[str]:
+    """Every autograded answer has a known-wrong answer naming a real test cell."""
+    problems = []
+    by_module = defaultdict(list)
+    for nb in sources:
+        by_module[nb.module].append(nb)
+    for module, nbs in sorted(by_module.items()):
+        try:
+            wrongs = load_known_wrong(Path(root) / "solutions" / module)
+        except ValueError as err:
+            problems.append(str(err))
+            continue
+        covered = Counter((w.notebook, w.answer) for w in wrongs)
+        cells = {nb.name: {grade_id(c): c for c in nb.nb.cells if grade_id(c)} for nb in nbs}
+        for nb in nbs:
+            for cell in nb.nb.cells:
+                if cell.cell_type == "code" and is_autograded_answer(cell):
+                    if not covered[(nb.name, grade_id(cell))]:
+                        problems.append(f"{nb.label}: answer '{grade_id(cell)}' has no known-wrong "
+                                        "answer in known-wrong.toml")
+        for number, wrong in enumerate(wrongs, 1):
+            named = cells.get(wrong.notebook, {})
+            where = f"solutions/{module}/known-wrong.toml entry {number}"
+            if wrong.notebook not in cells:
+                problems.append(f"{where}: no notebook {wrong.notebook}.ipynb")
+            elif wrong.answer not in named or not is_autograded_answer(named[wrong.answer]):
+                problems.append(f"{where}: '{wrong.answer}' is not an autograded answer cell")
+            elif wrong.must_fail not in named or not is_test_cell(named[wrong.must_fail]):
+                problems.append(f"{where}: '{wrong.must_fail}' is not a test cell")
+    return problems
+
+
+def check_ruff(root: Path) -> list[str]:
+    """``ruff check`` of the source notebooks and the package, with the repository's settings."""
+    targets = [p for p in ("solutions", "course", "tests") if (Path(root) / p).exists()]
+    done = subprocess.run([sys.executable, "-m", "ruff", "check", "--quiet", *targets],
+                          cwd=root, capture_output=True, text=True)
+    if done.returncode == 0:
+        return []
+    return [line for line in done.stdout.splitlines() if line.strip()] or [done.stderr.strip()]
+
+
+def run_lint(root: Path, modules=None) -> dict[str, list[str]]:
+    """Every rule over the course: ``{rule name: problems}``."""
+    from .notebooks import iter_notebooks
+
+    sources = list(iter_notebooks(root, "solutions", modules))
+    releases = list(iter_notebooks(root, "modules", modules))
+    both = sources + releases
+    return {
+        "unique grade_ids": check_unique_grade_ids(sources),
+        "schema version": check_schema_version(both),
+        "100 points per assignment": check_points_total(sources),
+        "answers followed by tests": check_answers_followed_by_tests(sources),
+        "core/extension tiers": check_tiers(sources),
+        "no stored outputs": check_no_outputs(both),
+        "no leaks in modules/": check_no_leaks(sources, releases),
+        "bilingual markdown": check_bilingual_markdown(sources),
+        "bilingual visible test messages": check_bilingual_test_messages(releases),
+        "figures described": check_figures_described(sources),
+        "known-wrong answers": check_known_wrong_coverage(root, sources),
+        "ruff": check_ruff(root),
+    }
