@@ -208,7 +208,7 @@ def _grade_row(gradebook, missing_entry, module, student, variant, wrong, name, 
     max_score = sum(g.max_score for g in auto)
 
     if variant == "solution":
-        short = [f"{g.name} {g.auto_score}/{g.max_score}" for g in auto
+        short = [f"{g.name} {g.auto_score or 0:g}/{g.max_score:g}" for g in auto
                  if (g.auto_score or 0) < g.max_score]
         errors = _errors(graded)
         undescribed = _undescribed_figures(graded)

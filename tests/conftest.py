@@ -1,0 +1,53 @@
+"""Shared fixtures: the repository root and small notebook builders for negative tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from sscity.course.notebooks import CourseNotebook
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+def run_sscity(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the ``sscity`` command with this interpreter, capturing its output."""
+    return subprocess.run([sys.executable, "-m", "sscity", *args], cwd=cwd or ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def graded(kind: str, grade_id: str, tier: str | None = "core", points: float = 0, **extra):
+    """Metadata of an nbgrader cell: kind is 'answer', 'test', 'manual' or 'task'."""
+    base = {
+        "answer": {"grade": False, "solution": True, "locked": False},
+        "test": {"grade": True, "solution": False, "locked": True, "points": points},
+        "manual": {"grade": True, "solution": True, "locked": False, "points": points},
+    }[kind]
+    meta = {"nbgrader": {**base, "grade_id": grade_id, "schema_version": 3, **extra}}
+    if tier:
+        meta["tags"] = [tier]
+    return meta
+
+
+def make_notebook(cells, module="99-test", name="assignment", kind="solutions", tmp=None):
+    """A CourseNotebook from cells, optionally written under ``tmp/kind/module``."""
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = Path(tmp or "/nonexistent") / kind / module / f"{name}.ipynb"
+    if tmp is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, path)
+    return CourseNotebook(module, name, path, nb)
+
+
+__all__ = ["ROOT", "graded", "make_notebook", "new_code_cell", "new_markdown_cell", "run_sscity"]

@@ -1,0 +1,73 @@
+"""The two set-up routes (pip and conda) install the same things; the entry points exist."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import yaml
+from conftest import ROOT, run_sscity
+
+
+def _normalise(requirement: str) -> str:
+    name, _, spec = re.match(r"([A-Za-z0-9_.\-]+)\s*(.*)", requirement.strip()).group(1, 2, 2)
+    spec = re.sub(r"\s+", "", spec)
+    return re.sub(r"[-_.]+", "-", name).lower() + spec
+
+
+def test_environment_yml_lists_the_same_dependencies_as_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {_normalise(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda, pip = set(), set()
+    for entry in env["dependencies"]:
+        if isinstance(entry, dict):
+            pip |= {_normalise(r) for r in entry["pip"] if not r.startswith("-e")}
+        elif not re.match(r"(python|pip)\b(?!-)", entry):
+            conda.add(_normalise(entry.replace("=", "==", 1) if re.search(r"[^<>=!]=[^=]", entry)
+                                 else entry))
+    listed = conda | pip
+    assert listed == wanted, (
+        f"environment.yml and pyproject.toml differ. Only in environment.yml: "
+        f"{sorted(listed - wanted)}; only in pyproject.toml: {sorted(wanted - listed)}"
+    )
+    assert "-e ." in next(e for e in env["dependencies"] if isinstance(e, dict))["pip"]
+    assert "python=3.11" in env["dependencies"]
+    assert env["channels"] == ["conda-forge"]
+
+
+def test_readme_shows_the_two_commands_and_ci_runs_the_test_command():
+    readme = (ROOT / "README.md").read_text()
+    first_screen = "\n".join(readme.splitlines()[:60])
+    assert "make demo" in first_screen and "make test" in first_screen
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("demo:", "test:", "test-fast:", "lab:"):
+        assert f"\n{target}" in makefile, f"Makefile lacks the {target} target"
+
+
+def test_nbgrader_config_points_at_solutions_and_modules():
+    config = (ROOT / "nbgrader_config.py").read_text()
+    assert 'source_directory = "solutions"' in config
+    assert 'release_directory = "modules"' in config
+    assert "known-wrong.toml" in config  # authors' wrong answers are never released
+    ignored = (ROOT / ".gitignore").read_text()
+    for folder in ("/submitted/", "/autograded/", "/feedback/", "gradebook.db"):
+        assert folder in ignored
+
+
+def test_sscity_command_lists_its_verbs():
+    done = run_sscity("--help")
+    assert done.returncode == 0
+    for verb in ("course", "data", "lab"):
+        assert verb in done.stdout
+    done = run_sscity("course", "--help")
+    for verb in ("release", "verify", "lint"):
+        assert verb in done.stdout
+
+
+def test_unknown_module_gets_a_clear_error():
+    done = run_sscity("course", "release", "99-nonexistent", "--check")
+    assert done.returncode == 2
+    assert "No module 99-nonexistent" in done.stderr
