@@ -5,6 +5,7 @@
 #   make test-fast  the quick subset for development (no notebook execution)
 #   make lab        JupyterLab on modules/ for students
 #   make lint       the authoring rules (sscity course lint)
+#   make bench      timings, one line each: BENCH <name> <value> <unit>
 #
 # With no environment active (no virtualenv, no conda env other than base) the targets
 # create .venv/ here with python3 (3.11 or newer) and install the course into it.
@@ -28,7 +29,7 @@ else
 endif
 SSCITY := $(PYTHON) -m sscity
 
-.PHONY: help setup demo test test-fast lab lint release clean
+.PHONY: help setup demo test test-fast lab lint bench release clean
 
 help:
 	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
@@ -63,6 +64,9 @@ lab: setup
 
 lint: setup
 	$(SSCITY) course lint
+
+bench: setup
+	$(PYTHON) benchmarks/bench_course.py
 
 release: setup
 	$(SSCITY) course release

@@ -9,7 +9,6 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
 from sscity.course.notebooks import CourseNotebook
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from conftest import ROOT, graded, make_notebook, new_code_cell, new_markdown_cell
-
 from sscity.course import lint
 from sscity.course.notebooks import iter_notebooks, module_ids
 

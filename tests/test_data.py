@@ -10,7 +10,6 @@ import sys
 
 import pytest
 from conftest import ROOT, run_sscity
-
 from sscity import data
 
 

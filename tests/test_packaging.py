@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 import tomllib
 
+import pytest
 import yaml
 from conftest import ROOT, run_sscity
 
@@ -71,3 +76,36 @@ def test_unknown_module_gets_a_clear_error():
     done = run_sscity("course", "release", "99-nonexistent", "--check")
     assert done.returncode == 2
     assert "No module 99-nonexistent" in done.stderr
+
+
+@pytest.mark.slow
+def test_sscity_lab_serves_jupyterlab_on_modules(tmp_path):
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path), JUPYTER_CONFIG_DIR=str(tmp_path))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sscity", "lab", "--no-browser", f"--port={port}",
+         "--ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password="],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents", timeout=5) as r:
+                    listing = json.load(r)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.5)
+        names = {item["name"] for item in listing["content"]}
+        assert "00-orientation" in names  # the server's root is modules/
+        assert "solutions" not in names
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

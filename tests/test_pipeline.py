@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, graded, make_notebook, new_code_cell, new_markdown_cell
-
 from sscity.course.notebooks import module_ids
 from sscity.course.verify import format_report, verify_module
 

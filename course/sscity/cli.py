@@ -110,6 +110,9 @@ def _cmd_lab(args) -> int:
     root = _root(args)
     command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={root / 'modules'}",
                *args.lab_args]
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in command:
+        # Containers often run as root; JupyterLab refuses that unless told.
+        command.append("--allow-root")
     print("Starting JupyterLab on modules/ (stop it with Ctrl+C) ...")
     return subprocess.call(command, cwd=root, env=os.environ.copy())
 
@@ -147,14 +150,19 @@ def build_parser() -> argparse.ArgumentParser:
     dman.set_defaults(func=_cmd_data_manifest)
 
     lab = verbs.add_parser("lab", help="JupyterLab on modules/ (for students)")
-    lab.add_argument("lab_args", nargs=argparse.REMAINDER,
-                     help="extra JupyterLab options, e.g. --no-browser")
-    lab.set_defaults(func=_cmd_lab)
+    lab.set_defaults(func=_cmd_lab, lab_args=[])
+    lab.epilog = "Other options go to JupyterLab, e.g. sscity lab --no-browser --port=8888"
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    # Skip jsonschema's slow optional IRI grammar (see sscity.course.release).
+    sys.modules.setdefault("rfc3987_syntax", None)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.func is not _cmd_lab:
+        parser.error(f"unrecognised arguments: {' '.join(extra)}")
+    args.lab_args = extra
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
