@@ -217,7 +217,8 @@ def _grade_row(gradebook, missing_entry, module, student, variant, wrong, name, 
             + ([f"raised: {errors[0]}"] if errors else [])
             + ([f"figure without a Figure/図 description after cell(s) {undescribed}"]
                if undescribed else []))
-        return Row(variant, name, seconds, score, max_score, not detail, detail or "full marks")
+        passed = "full marks" if max_score else "ran without errors"
+        return Row(variant, name, seconds, score, max_score, not detail, detail or passed)
     if variant == "blank":
         ok = score == 0
         return Row(variant, name, seconds, score, max_score, ok,
@@ -256,9 +257,13 @@ def verify_modules(root: Path, modules=None, jobs: int = 1, progress: bool = Tru
 
 
 def format_report(report: ModuleVerification) -> str:
-    """A plain-text table: one line per graded notebook, then any problems."""
+    """A plain-text table: one line per graded notebook, then any problems.
+
+    ``exec s`` is the time the notebook's cells took to run in the grader's kernel (from
+    nbclient's per-cell timing), without kernel start-up and nbgrader's own work.
+    """
     lines = [f"{report.module}  ({report.seconds:.1f} s in all)",
-             f"  {'check':<9} {'notebook':<18} {'seconds':>7} {'points':>11}  result"]
+             f"  {'check':<9} {'notebook':<18} {'exec s':>7} {'points':>11}  result"]
     for row in report.rows:
         seconds = f"{row.seconds:.1f}" if row.seconds is not None else "-"
         points = f"{row.score:g}/{row.max_score:g}"
