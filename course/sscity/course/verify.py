@@ -245,6 +245,13 @@ def verify_modules(root: Path, modules=None, jobs: int = 1, progress: bool = Tru
                          f"Modules: {', '.join(sorted(known)) or 'none'}.")
     from tqdm.auto import tqdm
 
+    if progress:
+        for module in modules:
+            source = root / "solutions" / module
+            count = len(list(source.glob("*.ipynb")))
+            wrong = len(load_known_wrong(source)) if source.is_dir() else 0
+            tqdm.write(f"{module}: grading {2 * count + wrong} notebooks with nbgrader "
+                       f"(solution, blank release, {wrong} known-wrong answers) ...")
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(verify_module, root, m) for m in modules]
         bar = tqdm(total=len(futures), desc="verify", unit="module", disable=not progress)
