@@ -59,8 +59,8 @@ def datasets_dir() -> Path:
                 f"Point it at the course's datasets/ folder, or unset it."
             )
         return path
-    # course/sscity/data.py -> parents[2] is the repository root.
-    path = Path(__file__).resolve().parents[2] / "datasets"
+    # course/sscity/data/__init__.py -> parents[3] is the repository root.
+    path = Path(__file__).resolve().parents[3] / "datasets"
     if path.is_dir():
         return path
     raise DatasetError(
