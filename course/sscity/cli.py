@@ -5,6 +5,7 @@
     sscity course release [MODULE...] [--check]   regenerate modules/ from solutions/
     sscity course verify  [MODULE...] [--jobs N]  solution 100, blank 0, known-wrongs fail
     sscity course lint    [MODULE...]             the authoring rules
+    sscity data build                             regenerate the synthetic datasets from seeds
     sscity data verify                            datasets/ against datasets/MANIFEST
     sscity data manifest                          rewrite datasets/MANIFEST (authors)
     sscity lab                                    JupyterLab on modules/
@@ -98,6 +99,19 @@ def _cmd_data_verify(args) -> int:
     return 1
 
 
+def _cmd_data_build(args) -> int:
+    from .data import datasets_dir
+    from .data.build import build
+
+    root = Path(args.datasets) if args.datasets else datasets_dir()
+    started = time.perf_counter()
+    written = build(root, progress=not args.no_progress)
+    print(f"Rebuilt {len(written)} synthetic dataset files in {root} "
+          f"in {time.perf_counter() - started:.1f} s.")
+    print("Check them with `sscity data verify` (they must match datasets/MANIFEST).")
+    return 0
+
+
 def _cmd_data_manifest(args) -> int:
     from .data import datasets_dir, write_manifest
 
@@ -140,11 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     lint.add_argument("modules", nargs="*", metavar="MODULE")
     lint.set_defaults(func=_cmd_lint)
 
-    data = verbs.add_parser("data", help="datasets: verify checksums")
+    data = verbs.add_parser("data", help="datasets: build from seeds, verify checksums")
     data_verbs = data.add_subparsers(dest="verb", required=True)
     dver = data_verbs.add_parser("verify", help="check every file against datasets/MANIFEST")
     dver.add_argument("--datasets", help="datasets folder (default: the course's)")
     dver.set_defaults(func=_cmd_data_verify)
+    dbuild = data_verbs.add_parser("build", help="regenerate every synthetic dataset from its seed")
+    dbuild.add_argument("--datasets", help="datasets folder (default: the course's)")
+    dbuild.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dbuild.set_defaults(func=_cmd_data_build)
     dman = data_verbs.add_parser("manifest", help="rewrite datasets/MANIFEST from the files")
     dman.add_argument("--datasets", help="datasets folder (default: the course's)")
     dman.set_defaults(func=_cmd_data_manifest)

@@ -186,3 +186,23 @@ def write_manifest(root: Path | None = None) -> Path:
     manifest = root / MANIFEST_NAME
     manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return manifest
+
+
+# Loaders read through dataset_path, defined above.
+from .loaders import (  # noqa: E402
+    load_districts,
+    load_landmarks,
+    load_mailed_sample,
+    load_register,
+    load_stations,
+    load_survey,
+)
+
+__all__ += [
+    "load_districts",
+    "load_landmarks",
+    "load_mailed_sample",
+    "load_register",
+    "load_stations",
+    "load_survey",
+]
