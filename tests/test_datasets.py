@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 from conftest import ROOT, run_sscity
 from shapely.geometry import Point
-
 from sscity.data import (
     dataset_path,
     load_districts,
