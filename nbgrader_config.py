@@ -24,3 +24,9 @@ c.CourseDirectory.ignore = [
 
 # A cell that runs longer than this is stopped and fails its test.
 c.ExecutePreprocessor.timeout = 60
+
+# What students see in place of a solution: bilingual, like every learner-facing text.
+c.ClearSolutions.code_stub = {
+    "python": "# YOUR CODE HERE / ここにコードを書きます\nraise NotImplementedError()"
+}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE / ここに解答を書いてください"

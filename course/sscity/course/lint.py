@@ -361,7 +361,7 @@ def run_lint(root: Path, modules=None) -> dict[str, list[str]]:
         "core/extension tiers": check_tiers(sources),
         "no stored outputs": check_no_outputs(both),
         "no leaks in modules/": check_no_leaks(sources, releases),
-        "bilingual markdown": check_bilingual_markdown(sources),
+        "bilingual markdown": check_bilingual_markdown(releases),
         "bilingual visible test messages": check_bilingual_test_messages(releases),
         "figures described": check_figures_described(sources),
         "known-wrong answers": check_known_wrong_coverage(root, sources),

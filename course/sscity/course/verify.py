@@ -3,7 +3,8 @@
 For each module, in a throw-away grading root outside the repository:
 
 (a) the solution notebooks are submitted and autograded: every autograded test must earn
-    full marks and no cell may raise;
+    full marks and no cell may raise (manually graded answers are left to a person: the
+    table's points are autograded points only);
 (b) the released notebooks are submitted unchanged: they must be graded without the grader
     crashing and earn 0 autograded points;
 (c) every known-wrong answer is written into the released notebook and graded: the test
@@ -27,7 +28,7 @@ import nbformat
 
 from .known_wrong import FILENAME as KNOWN_WRONG_FILE
 from .known_wrong import load_known_wrong
-from .notebooks import answer_cells, module_ids
+from .notebooks import answer_cells, grade_id, is_test_cell, module_ids
 from .release import nbgrader
 
 __all__ = ["ModuleVerification", "Row", "format_report", "verify_module", "verify_modules"]
@@ -144,6 +145,12 @@ def _verify_in(root: Path, module: str, grading: Path, wrongs, report: ModuleVer
     nbgrader(["generate_assignment", module, "--force", "--log-level=WARN"], cwd=grading)
     released = grading / "modules" / module
     notebooks = sorted(p.name for p in released.glob("*.ipynb"))
+    # Autograded points come from test cells; manually graded answers are left to a person.
+    test_ids = {
+        name: {grade_id(c) for c in nbformat.read(grading / "solutions" / module / name, 4).cells
+               if is_test_cell(c)}
+        for name in notebooks
+    }
 
     students: dict[str, tuple[str, object]] = {}
     for variant, folder in (("solution", grading / "solutions" / module), ("blank", released)):
@@ -188,10 +195,12 @@ def _verify_in(root: Path, module: str, grading: Path, wrongs, report: ModuleVer
             names = notebooks if wrong is None else [f"{wrong.notebook}.ipynb"]
             for name in names:
                 report.rows.append(_grade_row(gradebook, MissingEntry, module, student, variant,
-                                              wrong, name, graded_folder, autograde_log))
+                                              wrong, name, graded_folder, autograde_log,
+                                              test_ids[name]))
 
 
-def _grade_row(gradebook, missing_entry, module, student, variant, wrong, name, folder, log) -> Row:
+def _grade_row(gradebook, missing_entry, module, student, variant, wrong, name, folder, log,
+               test_ids) -> Row:
     stem = name[:-len(".ipynb")]
     graded_path = folder / name
     if not graded_path.is_file():
@@ -203,7 +212,7 @@ def _grade_row(gradebook, missing_entry, module, student, variant, wrong, name, 
         submitted = gradebook.find_submission_notebook(stem, module, student)
     except missing_entry:
         return Row(variant, name, seconds, 0, 0, False, "no gradebook entry for this notebook")
-    auto = [g for g in submitted.grades if g.auto_score is not None or g.cell.cell_type == "code"]
+    auto = [g for g in submitted.grades if g.name in test_ids]
     score = sum(g.auto_score or 0 for g in auto)
     max_score = sum(g.max_score for g in auto)
 
