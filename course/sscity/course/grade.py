@@ -1,0 +1,579 @@
+"""Grade a class: parallel, sandboxed nbgrader autograding with integrity checks.
+
+    sscity course grade SUBMISSIONS --jobs 2 --out DIR [--module M ...] [--scheduler ADDRESS]
+
+``SUBMISSIONS`` is nbgrader's layout ``<student>/<module>/*.ipynb`` (a folder, or a zip of
+it as downloaded from an LMS). Submissions are split into small chunks; each chunk is
+graded by nbgrader's own ``autograde`` in a throw-away grading root, with every student's
+kernel in its own sandbox (:mod:`sscity.course.sandbox`). Chunks run ``--jobs`` at a time
+on this machine, or on a Dask cluster with ``--scheduler``. Finished chunks are merged, one
+submission per transaction, into ``DIR/gradebook.db`` (an nbgrader gradebook: formgrader
+can open ``DIR`` for manual grading); a chunk whose worker dies is graded again one
+submission at a time, and a submission that still cannot be graded is flagged with the
+reason -- never silently scored 0.
+
+Outputs: ``DIR/grades.csv`` (student, module, score, max_score, status, reason, ...),
+``DIR/results.json`` (per-task details for feedback and reports) and
+``DIR/autograded/<student>/<module>/`` (graded notebooks).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from .integrity import (
+    Finding,
+    add_canaries,
+    check_canaries,
+    check_structure,
+    scan_code,
+    strip_integrity_cells,
+    student_code,
+    test_cells_not_run,
+)
+from .known_wrong import FILENAME as KNOWN_WRONG_FILE
+from .notebooks import grade_id, is_test_cell, module_ids, nbgrader_meta, tier
+from .release import _NBGRADER_LAUNCHER
+from .sandbox import KERNEL_NAME, Limits, isolation, kernelspec
+
+__all__ = ["GradeRun", "Result", "Submission", "discover", "grade", "grade_chunk"]
+
+STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
+MAX_NOTEBOOK_BYTES = 20 * 1024**2
+CSV_COLUMNS = ("student", "module", "score", "max_score", "status", "reason",
+               "manual_points_pending", "seconds")
+
+
+@dataclass
+class Submission:
+    """One student's work for one module, after the pre-grading checks."""
+
+    student: str
+    module: str
+    notebooks: dict[str, Path] = field(default_factory=dict)  # released name -> file
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    """The grade of one submission."""
+
+    student: str
+    module: str
+    score: float
+    max_score: float
+    status: str  # "ok" or "flagged"
+    reason: str
+    manual_points_pending: float = 0.0
+    seconds: float = 0.0
+    tasks: dict = field(default_factory=dict)  # "notebook/grade_id" -> {score, max, tier, ...}
+
+
+@dataclass
+class GradeRun:
+    results: list[Result]
+    isolation: str
+    isolation_warnings: list[str]
+    seconds: float
+    problems: list[str]
+    out: Path
+
+
+# --- finding the submissions -------------------------------------------------------------
+
+def _safe_extract(archive: Path, target: Path) -> Path:
+    with zipfile.ZipFile(archive) as zf:
+        for member in zf.infolist():
+            name = member.filename
+            parts = Path(name).parts
+            if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+                raise ValueError(f"{archive} holds an unsafe path {name!r}; refusing to extract it.")
+        zf.extractall(target)
+    return target
+
+
+def _find_layout_root(base: Path, modules: set[str]) -> Path:
+    """The folder whose children are students and grandchildren modules (LMS zips nest it)."""
+    for candidate in [base, *sorted(p for p in base.rglob("*") if p.is_dir())]:
+        if len(candidate.relative_to(base).parts) > 3:
+            break
+        for child in candidate.iterdir() if candidate.is_dir() else []:
+            if child.is_dir() and any(g.is_dir() and g.name in modules for g in child.iterdir()):
+                return candidate
+    return base
+
+
+def _read_notebook(path: Path):
+    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+        raise ValueError(f"{path.name} is larger than {MAX_NOTEBOOK_BYTES // 1024**2} MB")
+    return nbformat.read(path, as_version=4)
+
+
+def discover(submissions: Path, releases: dict[str, dict[str, object]],
+             only: list[str] | None = None) -> tuple[list[Submission], list[str]]:
+    """Find and pre-check every submission under ``submissions``.
+
+    ``releases`` maps module -> {notebook name -> released notebook}. Returns the
+    submissions and problems that concern no single submission (bad folder names).
+    """
+    problems: list[str] = []
+    base = _find_layout_root(submissions, set(releases))
+    found: list[Submission] = []
+    for student_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+        student = student_dir.name
+        if not STUDENT_ID.match(student):
+            problems.append(f"skipped folder {student!r}: not a valid student id "
+                            "(letters, digits, . _ @ + - only)")
+            continue
+        for module_dir in sorted(p for p in student_dir.iterdir() if p.is_dir()):
+            module = module_dir.name
+            if module not in releases:
+                problems.append(f"{student}/{module}: no such module in the course; skipped")
+                continue
+            if only and module not in only:
+                continue
+            found.append(_precheck(student, module, module_dir, releases[module]))
+        for stray in sorted(p for p in student_dir.iterdir() if p.is_file()):
+            problems.append(f"{student}/{stray.name}: a file outside any module folder; ignored")
+    return found, problems
+
+
+def _precheck(student: str, module: str, folder: Path, released: dict) -> Submission:
+    sub = Submission(student, module)
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    notebooks = [p for p in files if p.suffix == ".ipynb" and ".ipynb_checkpoints" not in p.parts]
+    for stray in files:
+        if stray not in notebooks:
+            sub.notes.append(f"ignored stray file {stray.relative_to(folder).as_posix()}")
+    unmatched = []
+    for path in notebooks:
+        if path.name in released and path.name not in sub.notebooks:
+            sub.notebooks[path.name] = path
+        else:
+            unmatched.append(path)
+    # A renamed copy ("assignment (1).ipynb") is matched by the graded cells it holds.
+    for path in unmatched:
+        try:
+            nb = _read_notebook(path)
+        except Exception:  # noqa: BLE001 - reported as unreadable below if it matters
+            continue
+        ids = {grade_id(c) for c in nb.cells if grade_id(c)}
+        for name, release in released.items():
+            want = {grade_id(c) for c in release.cells if grade_id(c)}
+            if name not in sub.notebooks and want and len(ids & want) >= len(want) / 2:
+                sub.notebooks[name] = path
+                sub.findings.append(Finding("structure", f"notebook {path.name!r} was renamed; "
+                                                         f"graded as {name}"))
+                break
+        else:
+            sub.notes.append(f"ignored extra notebook {path.name}")
+    for name, release in released.items():
+        path = sub.notebooks.get(name)
+        if path is None:
+            sub.missing.append(name)
+            if any(nbgrader_meta(c).get("points") for c in release.cells):
+                sub.findings.append(Finding("structure", f"notebook {name} is missing (0 points)"))
+            continue
+        try:
+            nb = _read_notebook(path)
+        except Exception as err:  # noqa: BLE001 - any unreadable file is reported the same way
+            sub.findings.append(Finding("structure", f"{name} cannot be read as a notebook "
+                                                     f"({type(err).__name__}); 0 points"))
+            sub.missing.append(name)
+            del sub.notebooks[name]
+            continue
+        sub.findings += check_structure(nb, release)
+        for reason in scan_code(student_code(nb)):
+            sub.findings.append(Finding("tampering", f"{name}: code {reason}", withhold=True))
+    return sub
+
+
+# --- grading one chunk (runs in a worker thread, or on a Dask worker) ----------------------
+
+def _limit_grader_memory() -> None:
+    # nbgrader holds outputs in memory: cap it, so a flood kills this chunk, not the machine.
+    limit = 8 * 1024**3
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def grade_chunk(job: dict) -> dict:
+    """Grade the submissions of one chunk with ``nbgrader autograde``; return plain data.
+
+    ``job`` holds paths and settings only (picklable for Dask). The result says, for each
+    student, the points of every graded cell and the graded notebooks (as JSON text), or
+    why the student could not be graded.
+    """
+    started = time.perf_counter()
+    chunk = Path(job["chunk_dir"])
+    if chunk.exists():
+        shutil.rmtree(chunk)
+    (chunk / "ipc").mkdir(parents=True)
+    template = Path(job["template_dir"])
+    shutil.copy2(template / "gradebook.db", chunk / "gradebook.db")
+    course_root = Path(job["course_root"])
+    config = (course_root / "nbgrader_config.py").read_text()
+    config += (
+        "\n# Added by sscity course grade\n"
+        f"c.ExecutePreprocessor.timeout = {int(job['cell_timeout'])}\n"
+        f"c.Execute.timeout = {int(job['cell_timeout'])}\n"
+        f"c.ExecutePreprocessor.kernel_name = {KERNEL_NAME!r}\n"
+        f"c.Execute.kernel_name = {KERNEL_NAME!r}\n"
+        "c.KernelManager.transport = 'ipc'\n"
+        f"c.KernelManager.ip = {str(chunk / 'ipc' / 'kernel')!r}\n"
+    )
+    (chunk / "nbgrader_config.py").write_text(config)
+    kernelspec(chunk, course_root, [Path(p) for p in job["hide"]], chunk / "ipc",
+               Limits(**job["limits"]), sandbox=job["sandbox"])
+    module = job["module"]
+    for student, files in job["students"].items():
+        target = chunk / "submitted" / student / module
+        target.mkdir(parents=True)
+        for name, text in files.items():
+            (target / name).write_text(text, encoding="utf-8")
+    env = dict(os.environ, JUPYTER_PATH=str(chunk),
+               PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    budget = job["student_timeout"] * len(job["students"]) + 60
+    try:
+        done = subprocess.run([sys.executable, "-c", _NBGRADER_LAUNCHER, "autograde", module,
+                               "--log-level=WARN"], cwd=chunk, env=env, capture_output=True,
+                              text=True, timeout=budget, preexec_fn=_limit_grader_memory)
+        log = (done.stdout + done.stderr)[-4000:]
+    except subprocess.TimeoutExpired:
+        log = f"the grader did not finish within {budget} s"
+
+    from nbgrader.api import Gradebook, MissingEntry
+
+    results, failed = {}, {}
+    with Gradebook(f"sqlite:///{chunk / 'gradebook.db'}") as gradebook:
+        for student, files in job["students"].items():
+            folder = chunk / "autograded" / student / module
+            graded = {}
+            try:
+                for name in files:
+                    stem = name[: -len(".ipynb")]
+                    notebook = gradebook.find_submission_notebook(stem, module, student)
+                    path = folder / name
+                    if not path.is_file():
+                        raise MissingEntry()
+                    graded[name] = {
+                        "grades": {g.name: [g.auto_score, g.max_score] for g in notebook.grades},
+                        "notebook": path.read_text(encoding="utf-8"),
+                    }
+            except MissingEntry:
+                failed[student] = _last_error(log)
+                continue
+            results[student] = graded
+    if not job.get("keep"):
+        shutil.rmtree(chunk, ignore_errors=True)
+    return {"module": module, "results": results, "failed": failed,
+            "seconds": time.perf_counter() - started}
+
+
+def _last_error(log: str) -> str:
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if re.search(r"Error|died|Timeout|timed out|Killed|MemoryError", line):
+            return line[:300]
+    return lines[-1][:300] if lines else "the grader stopped without a message"
+
+
+# --- the whole class -----------------------------------------------------------------------
+
+def _templates(root: Path, modules: list[str], work: Path) -> Path:
+    """One grading root with every module generated: the gradebook all chunks start from."""
+    from .release import nbgrader
+
+    template = work / "template"
+    if template.exists():
+        shutil.rmtree(template)
+    template.mkdir(parents=True)
+    shutil.copy2(root / "nbgrader_config.py", template / "nbgrader_config.py")
+    for module in modules:
+        shutil.copytree(root / "solutions" / module, template / "solutions" / module,
+                        ignore=shutil.ignore_patterns(KNOWN_WRONG_FILE, ".ipynb_checkpoints"))
+        nbgrader(["generate_assignment", module, "--force", "--log-level=WARN"], cwd=template)
+    return template
+
+
+def _chunks(items: list, jobs: int, largest: int = 6) -> list[list]:
+    if not items:
+        return []
+    size = max(1, min(largest, math.ceil(len(items) / (2 * max(1, jobs)))))
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _submission_texts(sub: Submission, nonces: dict) -> dict[str, str]:
+    texts = {}
+    for name, path in sub.notebooks.items():
+        nb = _read_notebook(path)
+        guarded, nonce = add_canaries(nb)
+        nonces[(sub.student, sub.module, name)] = nonce
+        texts[name] = nbformat.writes(guarded)
+    return texts
+
+
+def grade(root: Path, submissions: Path, out: Path, jobs: int = 2, modules: list[str] | None = None,
+          scheduler: str | None = None, limits: Limits | None = None, cell_timeout: int = 60,
+          student_timeout: int = 300, progress: bool = True) -> GradeRun:
+    """Grade every submission under ``submissions`` into ``out``; see the module docstring."""
+    started = time.perf_counter()
+    limits = limits or Limits()
+    root, out = Path(root).resolve(), Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="sscity-grade-"))
+    try:
+        return _grade(root, Path(submissions).resolve(), out, work, jobs, modules, scheduler,
+                      limits, cell_timeout, student_timeout, progress, started)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _grade(root, submissions, out, work, jobs, modules, scheduler, limits, cell_timeout,
+           student_timeout, progress, started) -> GradeRun:
+    if not submissions.exists():
+        raise FileNotFoundError(f"No submissions at {submissions}: give a folder laid out as "
+                                "<student>/<module>/*.ipynb, or a zip of one.")
+    if submissions.is_file():
+        if not zipfile.is_zipfile(submissions):
+            raise ValueError(f"{submissions} is neither a folder nor a zip file.")
+        submissions = _safe_extract(submissions, work / "unzipped")
+    available = module_ids(root, "modules")
+    if modules:
+        unknown = sorted(set(modules) - set(available))
+        if unknown:
+            raise ValueError(f"No released module {', '.join(unknown)}; modules: {', '.join(available)}.")
+    releases = {m: {p.name: nbformat.read(p, as_version=4)
+                    for p in sorted((root / "modules" / m).glob("*.ipynb"))} for m in available}
+    subs, problems = discover(submissions, releases, modules)
+    if not subs:
+        raise ValueError(f"No submissions found in {submissions}: expected "
+                         "<student>/<module>/*.ipynb with modules " + ", ".join(available))
+    found_isolation = isolation()
+    for warning in found_isolation.warnings:
+        print(warning, file=sys.stderr)
+    graded_modules = sorted({s.module for s in subs})
+    template = _templates(root, graded_modules, work)
+    gradebook_path = out / "gradebook.db"
+    if gradebook_path.exists():
+        gradebook_path.unlink()
+    shutil.copy2(template / "gradebook.db", gradebook_path)
+    (out / "nbgrader_config.py").write_text((root / "nbgrader_config.py").read_text())
+
+    nonces: dict = {}
+    base_job = {
+        "course_root": str(root), "template_dir": str(template),
+        "hide": [str(work), str(out), str(submissions)],
+        "limits": asdict(limits), "sandbox": found_isolation.isolated,
+        "cell_timeout": cell_timeout, "student_timeout": student_timeout,
+    }
+    jobs_list = []
+    for module in graded_modules:
+        students = [s for s in subs if s.module == module and s.notebooks]
+        for number, chunk in enumerate(_chunks(students, jobs)):
+            jobs_list.append({**base_job, "module": module,
+                              "chunk_dir": str(work / "chunks" / f"{module}-{number:03d}"),
+                              "students": {s.student: _submission_texts(s, nonces) for s in chunk}})
+
+    raw: dict = {}
+    failures: dict = {}
+    total = sum(len(j["students"]) for j in jobs_list)
+    bar = _progress(total, progress)
+    for outcome in _run(jobs_list, jobs, scheduler):
+        _collect(outcome, raw, failures, bar)
+    # A chunk that failed (a worker died, a flood killed the grader): one at a time.
+    retry = []
+    for (module, student), _ in list(failures.items()):
+        job = next(j for j in jobs_list if j["module"] == module and student in j["students"])
+        retry.append({**job, "chunk_dir": job["chunk_dir"] + f"-retry-{student}",
+                      "students": {student: job["students"][student]}})
+    if retry:
+        failures_first = dict(failures)
+        failures.clear()
+        for outcome in _run(retry, jobs, scheduler):
+            _collect(outcome, raw, failures, None)
+        for key in failures:
+            failures[key] = failures[key] or failures_first.get(key, "")
+    bar.close()
+
+    results = []
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{gradebook_path}") as gradebook:
+        for sub in subs:
+            result = _result(sub, raw.get((sub.module, sub.student)), failures.get((sub.module, sub.student)),
+                             releases[sub.module], nonces, out)
+            _merge(gradebook, sub, result)
+            results.append(result)
+    results.sort(key=lambda r: (r.student, r.module))
+    _write_outputs(out, results, found_isolation, problems)
+    return GradeRun(results, found_isolation.level, list(found_isolation.warnings),
+                    time.perf_counter() - started, problems, out)
+
+
+def _progress(total: int, show: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="grading", unit="submission", disable=not show)
+
+
+def _run(jobs_list: list[dict], jobs: int, scheduler: str | None):
+    """Yield chunk outcomes as they finish, locally or on a Dask cluster."""
+    if scheduler:
+        from dask.distributed import Client
+        from dask.distributed import as_completed as dask_completed
+
+        with Client(scheduler) as client:
+            futures = client.map(grade_chunk, jobs_list, pure=False)
+            for future, job in zip(futures, jobs_list, strict=True):
+                future.job = job
+            for future in dask_completed(futures):
+                yield _outcome(future, future.job)
+        return
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(grade_chunk, job): job for job in jobs_list}
+        for future in as_completed(futures):
+            yield _outcome(future, futures[future])
+
+
+def _outcome(future, job) -> dict:
+    try:
+        return future.result()
+    except Exception as err:  # noqa: BLE001 - a dead worker fails its chunk, not the class
+        return {"module": job["module"], "results": {},
+                "failed": {s: f"the grading worker failed: {type(err).__name__}: {err}"[:300]
+                           for s in job["students"]}}
+
+
+def _collect(outcome: dict, raw: dict, failures: dict, bar) -> None:
+    module = outcome["module"]
+    for student, graded in outcome["results"].items():
+        raw[(module, student)] = graded
+    for student, why in outcome["failed"].items():
+        failures[(module, student)] = why
+    if bar is not None:
+        bar.update(len(outcome["results"]) + len(outcome["failed"]))
+
+
+def _result(sub: Submission, graded: dict | None, failure: str | None, released: dict,
+            nonces: dict, out: Path) -> Result:
+    findings = list(sub.findings)
+    tasks = {}
+    score = max_score = pending = 0.0
+    for name, release in released.items():
+        for cell in release.cells:
+            meta = nbgrader_meta(cell)
+            if not meta.get("points"):
+                continue
+            key = f"{name[:-6]}/{grade_id(cell)}"
+            auto = is_test_cell(cell)
+            tasks[key] = {"score": 0.0, "max": float(meta["points"]), "tier": tier(cell),
+                          "auto": auto, "passed": False, "message": ""}
+            if auto:
+                max_score += float(meta["points"])
+            else:
+                pending += float(meta["points"])
+    if graded is None and sub.notebooks:
+        findings.append(Finding("grading", "could not be graded: " + (failure or "unknown error"),
+                                withhold=True))
+    for name, data in (graded or {}).items():
+        nb = nbformat.reads(data["notebook"], as_version=4)
+        canary_findings, untrusted = check_canaries(nb, nonces[(sub.student, sub.module, name)])
+        findings += canary_findings
+        not_run = set(test_cells_not_run(nb))
+        if not_run:
+            findings.append(Finding("grading", "test cells that never ran score 0: "
+                                               + ", ".join(sorted(not_run))))
+        messages = _failure_messages(nb)
+        for gid, (auto_score, max_points) in data["grades"].items():
+            key = f"{name[:-6]}/{gid}"
+            if key not in tasks or not tasks[key]["auto"]:
+                continue
+            earned = float(auto_score or 0)
+            if gid in untrusted or gid in not_run:
+                earned = 0.0
+            tasks[key].update(score=earned, passed=earned >= max_points > 0,
+                              message=messages.get(gid, ""))
+        clean = strip_integrity_cells(nb)
+        target = out / "autograded" / sub.student / sub.module
+        target.mkdir(parents=True, exist_ok=True)
+        nbformat.write(clean, target / name)
+    withheld = any(f.withhold for f in findings)
+    if not withheld:
+        score = sum(t["score"] for t in tasks.values() if t["auto"])
+    status = "flagged" if findings else "ok"
+    reasons = [str(f) for f in findings]
+    if withheld:
+        reasons.insert(0, "score withheld (0) pending review")
+    reasons += sub.notes
+    return Result(sub.student, sub.module, round(score, 6), max_score, status, "; ".join(reasons),
+                  pending, 0.0, tasks)
+
+
+def _failure_messages(nb) -> dict[str, str]:
+    """The error each failing test cell raised (its visible message, or the error name)."""
+    messages = {}
+    for cell in nb.cells:
+        if not is_test_cell(cell):
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                messages[grade_id(cell)] = f"{output.get('ename')}: {output.get('evalue', '')}"[:500]
+    return messages
+
+
+def _merge(gradebook, sub: Submission, result: Result) -> None:
+    """Write one submission into the class gradebook, in one step."""
+    from nbgrader.api import MissingEntry
+
+    try:
+        gradebook.remove_submission(sub.module, sub.student)
+    except MissingEntry:
+        pass
+    try:
+        gradebook.update_or_create_student(sub.student)
+        submission = gradebook.add_submission(sub.module, sub.student)
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                task = result.tasks.get(f"{notebook.name}/{grade.name}")
+                if task and task["auto"]:
+                    withheld = result.status == "flagged" and "withheld" in result.reason
+                    grade.auto_score = 0.0 if withheld else task["score"]
+        gradebook.db.commit()
+    except Exception:
+        gradebook.db.rollback()
+        raise
+
+
+def _write_outputs(out: Path, results: list[Result], found_isolation, problems: list[str]) -> None:
+    with (out / "grades.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for result in results:
+            row = asdict(result)
+            writer.writerow({key: row[key] for key in CSV_COLUMNS})
+    payload = {
+        "isolation": {"level": found_isolation.level, "description": found_isolation.description,
+                      "warnings": list(found_isolation.warnings)},
+        "problems": problems,
+        "results": [asdict(r) for r in results],
+    }
+    (out / "results.json").write_text(json.dumps(payload, ensure_ascii=False, indent=1),
+                                      encoding="utf-8")
