@@ -70,6 +70,53 @@ def _cmd_verify(args) -> int:
     return 1 if failed else 0
 
 
+def _print_grade_summary(run) -> None:
+    from collections import Counter
+
+    status = Counter(r.status for r in run.results)
+    print(f"Graded {len(run.results)} submissions in {run.seconds:.1f} s: "
+          f"{status.get('ok', 0)} ok, {status.get('flagged', 0)} flagged.")
+    print(f"Isolation: {run.isolation}")
+    for warning in run.isolation_warnings:
+        print(warning)
+    for problem in run.problems:
+        print(f"  note: {problem}")
+    print(f"Wrote {run.out / 'grades.csv'}, {run.out / 'results.json'} and {run.out / 'gradebook.db'}")
+
+
+def _cmd_grade(args) -> int:
+    from .course.grade import grade
+
+    run = grade(_root(args), Path(args.submissions), Path(args.out), jobs=args.jobs,
+                modules=args.module or None, scheduler=args.scheduler,
+                cell_timeout=args.cell_timeout, progress=not args.no_progress)
+    _print_grade_summary(run)
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .course.demo import build_demo_class
+    from .course.grade import grade
+
+    root = _root(args)
+    out = Path(args.out)
+    expected = build_demo_class(root, out, students=args.students)
+    students = expected["students"]
+    print(f"Built a demo class of {len(students)} students in {out / 'submissions'} "
+          f"({sum(len(m) for m in students.values())} submissions).")
+    run = grade(root, out / "submissions", out, jobs=args.jobs, cell_timeout=args.cell_timeout,
+                progress=not args.no_progress)
+    _print_grade_summary(run)
+    from .course.demo import check_demo
+
+    problems = check_demo(run.results, expected)
+    for problem in problems:
+        print(f"DEMO CHECK FAILED: {problem}")
+    print("Demo checks: " + ("every adversarial submission was caught." if not problems
+                             else f"{len(problems)} problem(s)."))
+    return 1 if problems else 0
+
+
 def _cmd_lint(args) -> int:
     from .course.lint import run_lint
 
@@ -150,6 +197,22 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--jobs", type=int, default=1, help="modules verified at once (default 1)")
     ver.add_argument("--no-progress", action="store_true", help="no progress bar")
     ver.set_defaults(func=_cmd_verify)
+    grd = course_verbs.add_parser("grade", help="grade a class: parallel, sandboxed nbgrader")
+    grd.add_argument("submissions", help="folder <student>/<module>/*.ipynb, or a zip of one")
+    grd.add_argument("--out", required=True, help="folder for grades, feedback and the report")
+    grd.add_argument("--jobs", type=int, default=2, help="submissions graded at once (default 2)")
+    grd.add_argument("--module", action="append", help="grade only this module (repeatable)")
+    grd.add_argument("--scheduler", help="address of a Dask distributed scheduler")
+    grd.add_argument("--cell-timeout", type=int, default=60, help="seconds per cell (default 60)")
+    grd.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grd.set_defaults(func=_cmd_grade)
+    demo = course_verbs.add_parser("demo", help="build a demo class from the course and grade it")
+    demo.add_argument("--students", type=int, default=40, help="class size (default 40)")
+    demo.add_argument("--out", default="demo-class", help="output folder (default demo-class/)")
+    demo.add_argument("--jobs", type=int, default=2)
+    demo.add_argument("--cell-timeout", type=int, default=20, help="seconds per cell (default 20)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+    demo.set_defaults(func=_cmd_demo)
     lint = course_verbs.add_parser("lint", help="check the authoring rules")
     lint.add_argument("modules", nargs="*", metavar="MODULE")
     lint.set_defaults(func=_cmd_lint)

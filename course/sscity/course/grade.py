@@ -42,6 +42,7 @@ from .integrity import (
     add_canaries,
     check_canaries,
     check_structure,
+    runtime_findings,
     scan_code,
     strip_integrity_cells,
     student_code,
@@ -163,6 +164,11 @@ def _precheck(student: str, module: str, folder: Path, released: dict) -> Submis
     for stray in files:
         if stray not in notebooks:
             sub.notes.append(f"ignored stray file {stray.relative_to(folder).as_posix()}")
+    # Only notebooks with graded cells are graded (a lesson handed in costs time, earns nothing).
+    ungraded = set(released)
+    released = {name: nb for name, nb in released.items()
+                if any(nbgrader_meta(c).get("points") for c in nb.cells)}
+    ungraded -= set(released)
     unmatched = []
     for path in notebooks:
         if path.name in released and path.name not in sub.notebooks:
@@ -184,7 +190,8 @@ def _precheck(student: str, module: str, folder: Path, released: dict) -> Submis
                                                          f"graded as {name}"))
                 break
         else:
-            sub.notes.append(f"ignored extra notebook {path.name}")
+            if path.name not in ungraded:
+                sub.notes.append(f"ignored extra notebook {path.name}")
     for name, release in released.items():
         path = sub.notebooks.get(name)
         if path is None:
@@ -313,17 +320,34 @@ def _templates(root: Path, modules: list[str], work: Path) -> Path:
     return template
 
 
-def _chunks(items: list, jobs: int, largest: int = 6) -> list[list]:
+def _chunks(items: list, jobs: int, largest: int = 5) -> list[list]:
+    """Small chunks dealt round-robin, so slow submissions spread over the workers."""
     if not items:
         return []
-    size = max(1, min(largest, math.ceil(len(items) / (2 * max(1, jobs)))))
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    size = max(1, min(largest, math.ceil(len(items) / (3 * max(1, jobs)))))
+    count = math.ceil(len(items) / size)
+    return [items[i::count] for i in range(count)]
+
+
+def _deduplicated(nb):
+    """Keep the first copy of each graded cell: nbgrader refuses duplicated grade ids."""
+    seen, cells = set(), []
+    for cell in nb.cells:
+        gid = grade_id(cell)
+        if gid and gid in seen:
+            continue
+        seen.add(gid)
+        cells.append(cell)
+    nb.cells = cells
+    for index, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{index}"  # unique cell ids, whatever the student's editor did
+    return nb
 
 
 def _submission_texts(sub: Submission, nonces: dict) -> dict[str, str]:
     texts = {}
     for name, path in sub.notebooks.items():
-        nb = _read_notebook(path)
+        nb = _deduplicated(_read_notebook(path))
         guarded, nonce = add_canaries(nb)
         nonces[(sub.student, sub.module, name)] = nonce
         texts[name] = nbformat.writes(guarded)
@@ -496,7 +520,7 @@ def _result(sub: Submission, graded: dict | None, failure: str | None, released:
     for name, data in (graded or {}).items():
         nb = nbformat.reads(data["notebook"], as_version=4)
         canary_findings, untrusted = check_canaries(nb, nonces[(sub.student, sub.module, name)])
-        findings += canary_findings
+        findings += canary_findings + runtime_findings(nb)
         not_run = set(test_cells_not_run(nb))
         if not_run:
             findings.append(Finding("grading", "test cells that never ran score 0: "
@@ -541,8 +565,17 @@ def _failure_messages(nb) -> dict[str, str]:
 
 def _merge(gradebook, sub: Submission, result: Result) -> None:
     """Write one submission into the class gradebook, in one step."""
-    from nbgrader.api import MissingEntry
+    import warnings
 
+    from nbgrader.api import MissingEntry
+    from sqlalchemy.exc import SAWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)  # nbgrader's own session handling
+        _merge_one(gradebook, sub, result, MissingEntry)
+
+
+def _merge_one(gradebook, sub: Submission, result: Result, MissingEntry) -> None:  # noqa: N803
     try:
         gradebook.remove_submission(sub.module, sub.student)
     except MissingEntry:

@@ -156,8 +156,11 @@ def _sscity_fingerprint_{nonce}():
              "numpy.testing": numpy.testing, "pandas.testing": pandas.testing,
              "pandas.Series": pandas.Series, "pandas.DataFrame": pandas.DataFrame,
              "numpy.ndarray": numpy.ndarray}}
+    # ipykernel swaps input/getpass at every execution: not the student's doing.
+    volatile = {{"builtins.input", "builtins.raw_input", "builtins.getpass"}}
     return {{f"{{name}}.{{key}}": id(value) for name, space in parts.items()
-            for key, value in vars(space).items() if callable(value)}}
+            for key, value in vars(space).items()
+            if callable(value) and f"{{name}}.{{key}}" not in volatile}}
 _sscity_before_{nonce} = _sscity_fingerprint_{nonce}()
 '''
 _CANARY = '''\
@@ -243,6 +246,27 @@ def check_canaries(graded, nonce: str) -> tuple[list[Finding], set[str]]:
     return findings, untrusted
 
 
+def runtime_findings(graded) -> list[Finding]:
+    """Limits the student's code ran into: time, memory (graded honestly, but worth a look)."""
+    findings, seen = [], set()
+    for index, cell in enumerate(graded.cells):
+        if _is_integrity(cell):
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "error":
+                continue
+            ename = output.get("ename", "")
+            if ename in ("KeyboardInterrupt", "CellTimeoutError") and "time" not in seen:
+                seen.add("time")
+                findings.append(Finding("grading", f"a cell ({grade_id(cell) or f'cell {index}'}) ran "
+                                                   "past the time limit and was stopped"))
+            elif ename == "MemoryError" and "memory" not in seen:
+                seen.add("memory")
+                findings.append(Finding("grading", f"a cell ({grade_id(cell) or f'cell {index}'}) ran "
+                                                   "out of memory (the limit was reached)"))
+    return findings
+
+
 def test_cells_not_run(graded) -> list[str]:
     """grade_ids of test cells that never ran: they must not earn points."""
     return [grade_id(c) for c in graded.cells
@@ -264,5 +288,5 @@ def student_code(nb) -> str:
                        and not _is_integrity(c))
 
 
-__all__ += ["strip_integrity_cells", "student_code"]
+__all__ += ["runtime_findings", "strip_integrity_cells", "student_code"]
 

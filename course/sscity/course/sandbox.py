@@ -42,7 +42,7 @@ class Limits:
     cpu_seconds: int = 300
     memory_bytes: int = 4 * 1024**3
     file_bytes: int = 64 * 1024**2
-    processes: int = 512
+    processes: int = 4096
     open_files: int = 1024
 
 
