@@ -1,8 +1,9 @@
 # Tsukuba Super Science City course -- thin targets; each calls sscity or pytest.
 #
-#   make demo       set up (if needed), release the course, verify every module
+#   make demo       set up (if needed), release, build a demo class of 40 and grade it
 #   make test       set up (if needed), run the whole test suite
 #   make test-fast  the quick subset for development (no notebook execution)
+#   make verify     solution full marks, blank 0, known-wrong answers fail, per module
 #   make lab        JupyterLab on modules/ for students
 #   make lint       the authoring rules (sscity course lint)
 #   make bench      timings, one line each: BENCH <name> <value> <unit>
@@ -29,10 +30,10 @@ else
 endif
 SSCITY := $(PYTHON) -m sscity
 
-.PHONY: help setup demo test test-fast lab lint bench release clean
+.PHONY: help setup demo verify test test-fast lab lint bench release clean
 
 help:
-	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,13p' Makefile | sed 's/^# \{0,1\}//'
 
 .venv/bin/python:
 	@$(PYTHON_BOOT) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -51,6 +52,9 @@ setup: $(STAMP)
 demo: setup
 	$(SSCITY) data verify
 	$(SSCITY) course release
+	$(SSCITY) course demo --students 40 --jobs $(JOBS) --out demo-class
+
+verify: setup
 	$(SSCITY) course verify --jobs $(JOBS)
 
 test: setup
@@ -67,9 +71,10 @@ lint: setup
 
 bench: setup
 	$(PYTHON) benchmarks/bench_course.py
+	$(PYTHON) benchmarks/bench_grading.py --students 40 --jobs $(JOBS)
 
 release: setup
 	$(SSCITY) course release
 
 clean:
-	rm -rf .make .pytest_cache submitted autograded feedback gradebook.db
+	rm -rf .make .pytest_cache submitted autograded feedback gradebook.db demo-class

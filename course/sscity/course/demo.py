@@ -66,12 +66,15 @@ _ATTACK_CODE = {
                         "builtins.isinstance = lambda *args: True\nbuiltins.abs = lambda x: 0\n"),
     "adv-sneaky-patch": ("b = __import__('built' + 'ins')\nfor name in ('abs', 'isinstance', 'len'):\n"
                          "    vars(b)[name] = (lambda *args, **kwargs: 0)\n"),
-    "adv-read-solutions": ("import glob\nfound = []\nfor pattern in ('/work/*/solutions/*/*.ipynb', "
-                           "'/**/gradebook.db', '/tmp/*/*/*.ipynb'):\n"
-                           "    found += glob.glob(pattern, recursive=True)\nprint(found[:5])\n"),
+    "adv-read-solutions": ("import glob\nimport sscity\nfrom pathlib import Path\n"
+                           "repo = Path(sscity.__file__).parents[2]\nfound = []\n"
+                           "for pattern in ('solutions/*/*.ipynb', '**/gradebook.db', 'submitted/*/*/*'):\n"
+                           "    found += [str(p) for p in repo.glob(pattern)]\n"
+                           "found += glob.glob('/tmp/*/*/*/*.ipynb')\n"
+                           "print('sscity-probe-found', found[:5])\n"),
     "adv-network": ("import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=3)\n"
-                    "    print('network reachable')\n"
-                    "except OSError as err:\n    print('no network:', err)\n"),
+                    "    print('sscity-probe network reachable')\n"
+                    "except OSError as err:\n    print('sscity-probe no network:', err)\n"),
 }
 
 
@@ -102,13 +105,20 @@ def _write(folder: Path, name: str, nb) -> None:
     nbformat.write(nb, folder / name)
 
 
-def build_demo_class(root: Path, out: Path, students: int = 40) -> dict:
-    """Write a demo class under ``out/submissions`` and ``out/expected.json``; return it."""
+def build_demo_class(root: Path, out: Path, students: int = 40, modules: list[str] | None = None,
+                     adversarial: list[str] | None = None) -> dict:
+    """Write a demo class under ``out/submissions`` and ``out/expected.json``; return it.
+
+    ``modules`` and ``adversarial`` (names from :data:`ADVERSARIAL`) narrow the class, for
+    tests; by default every released module and every adversarial case.
+    """
     root, out = Path(root), Path(out)
     submissions = out / "submissions"
     if submissions.exists():
         shutil.rmtree(submissions)
-    modules = [m for m in module_ids(root, "modules") if (root / "solutions" / m).is_dir()]
+    modules = [m for m in (modules or module_ids(root, "modules"))
+               if (root / "solutions" / m).is_dir()]
+    attacks = {name: ADVERSARIAL[name] for name in (adversarial or ADVERSARIAL)}
     if not modules:
         raise ValueError("No released module to build a demo class from: run `sscity course release`.")
     expected: dict[str, dict] = {}
@@ -157,7 +167,7 @@ def build_demo_class(root: Path, out: Path, students: int = 40) -> dict:
         main = graded_names[0]
         release = releases[main]
         first_answer = next(gid for gid in answers[main])
-        for student, (what, _, _) in ADVERSARIAL.items():
+        for student, (what, _, _) in attacks.items():
             notebooks = dict(correct)
             nb = copy.deepcopy(correct[main])
             if student in _ATTACK_CODE:
@@ -179,7 +189,9 @@ def build_demo_class(root: Path, out: Path, students: int = 40) -> dict:
                                                                 metadata=nb.cells[index].metadata)
             elif student == "adv-duplicated-cell":
                 index = next(i for i, c in enumerate(nb.cells) if is_test_cell(c))
-                nb.cells.insert(index + 1, copy.deepcopy(nb.cells[index]))
+                duplicate = copy.deepcopy(nb.cells[index])
+                duplicate["id"] = "duplicated-cell"
+                nb.cells.insert(index + 1, duplicate)
             elif student == "adv-edited-test":
                 nb = _filled(release, {})
                 for cell in nb.cells:
@@ -199,14 +211,14 @@ def build_demo_class(root: Path, out: Path, students: int = 40) -> dict:
             if student == "adv-corrupted-file":
                 (folder / main).write_text('{"cells": [ this is not json')
     # --students trims the honest students (every adversarial one stays).
-    keep_honest = max(0, students - len(ADVERSARIAL))
+    keep_honest = max(0, students - len(attacks))
     for name in sorted(set(honest_names))[keep_honest:]:
         if name.startswith(("correct-01", "blank-01")):
             continue
         shutil.rmtree(submissions / name, ignore_errors=True)
         expected.pop(name, None)
     payload = {"students": expected, "adversarial": {k: {"what": v[0], "must": v[1], "reason": v[2]}
-                                                    for k, v in ADVERSARIAL.items()}}
+                                                    for k, v in attacks.items()}}
     (out / "expected.json").write_text(json.dumps(payload, ensure_ascii=False, indent=1))
     return payload
 

@@ -46,7 +46,7 @@ from .integrity import (
     scan_code,
     strip_integrity_cells,
     student_code,
-    test_cells_not_run,
+    unexecuted_test_cells,
 )
 from .known_wrong import FILENAME as KNOWN_WRONG_FILE
 from .notebooks import grade_id, is_test_cell, module_ids, nbgrader_meta, tier
@@ -521,7 +521,7 @@ def _result(sub: Submission, graded: dict | None, failure: str | None, released:
         nb = nbformat.reads(data["notebook"], as_version=4)
         canary_findings, untrusted = check_canaries(nb, nonces[(sub.student, sub.module, name)])
         findings += canary_findings + runtime_findings(nb)
-        not_run = set(test_cells_not_run(nb))
+        not_run = set(unexecuted_test_cells(nb))
         if not_run:
             findings.append(Finding("grading", "test cells that never ran score 0: "
                                                + ", ".join(sorted(not_run))))

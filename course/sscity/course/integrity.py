@@ -38,7 +38,7 @@ __all__ = [
     "check_canaries",
     "check_structure",
     "scan_code",
-    "test_cells_not_run",
+    "unexecuted_test_cells",
 ]
 
 CANARY_TAG = "sscity-integrity"
@@ -267,7 +267,7 @@ def runtime_findings(graded) -> list[Finding]:
     return findings
 
 
-def test_cells_not_run(graded) -> list[str]:
+def unexecuted_test_cells(graded) -> list[str]:
     """grade_ids of test cells that never ran: they must not earn points."""
     return [grade_id(c) for c in graded.cells
             if is_test_cell(c) and not _is_integrity(c) and c.get("execution_count") is None
