@@ -13,8 +13,9 @@ submission at a time, and a submission that still cannot be graded is flagged wi
 reason -- never silently scored 0.
 
 Outputs: ``DIR/grades.csv`` (student, module, score, max_score, status, reason, ...),
-``DIR/results.json`` (per-task details for feedback and reports) and
-``DIR/autograded/<student>/<module>/`` (graded notebooks).
+``DIR/results.json`` (per-task details), ``DIR/autograded/<student>/<module>/`` (graded
+notebooks), ``DIR/feedback/<student>/<module>.html``, ``DIR/grades_by_track.csv`` and
+``DIR/report.html`` (see :mod:`sscity.course.report`).
 """
 
 from __future__ import annotations
@@ -294,11 +295,18 @@ def grade_chunk(job: dict) -> dict:
             "seconds": time.perf_counter() - started}
 
 
+def _students_fault(why: str) -> bool:
+    """Whether a failure came from the student's own kernel (dead, stopped), not the worker."""
+    return bool(re.search(r"DeadKernelError|Kernel died|kernel ran longer", why or ""))
+
+
 def _last_error(log: str) -> str:
     lines = [line.strip() for line in log.splitlines() if line.strip()]
-    for line in reversed(lines):
-        if re.search(r"Error|died|Timeout|timed out|Killed|MemoryError", line):
-            return line[:300]
+    for pattern in (r"kernel ran longer", r"DeadKernelError|Kernel died",
+                    r"Error|Timeout|timed out|Killed"):
+        for line in reversed(lines):
+            if re.search(pattern, line):
+                return line[:300]
     return lines[-1][:300] if lines else "the grader stopped without a message"
 
 
@@ -356,10 +364,12 @@ def _submission_texts(sub: Submission, nonces: dict) -> dict[str, str]:
 
 def grade(root: Path, submissions: Path, out: Path, jobs: int = 2, modules: list[str] | None = None,
           scheduler: str | None = None, limits: Limits | None = None, cell_timeout: int = 60,
-          student_timeout: int = 300, progress: bool = True) -> GradeRun:
+          student_timeout: int | None = None, progress: bool = True) -> GradeRun:
     """Grade every submission under ``submissions`` into ``out``; see the module docstring."""
     started = time.perf_counter()
-    limits = limits or Limits()
+    # A notebook may take a few times its cell limit in all, then its kernel is stopped.
+    student_timeout = student_timeout or max(120, 6 * cell_timeout)
+    limits = limits or Limits(wall_seconds=student_timeout)
     root, out = Path(root).resolve(), Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="sscity-grade-"))
@@ -422,19 +432,21 @@ def _grade(root, submissions, out, work, jobs, modules, scheduler, limits, cell_
     bar = _progress(total, progress)
     for outcome in _run(jobs_list, jobs, scheduler):
         _collect(outcome, raw, failures, bar)
-    # A chunk that failed (a worker died, a flood killed the grader): one at a time.
+    # A chunk that failed (a worker died, a flood killed the grader): one at a time. A
+    # student whose own kernel died or was stopped is not graded twice.
     retry = []
-    for (module, student), _ in list(failures.items()):
+    for (module, student), why in list(failures.items()):
+        if _students_fault(why):
+            continue
         job = next(j for j in jobs_list if j["module"] == module and student in j["students"])
         retry.append({**job, "chunk_dir": job["chunk_dir"] + f"-retry-{student}",
                       "students": {student: job["students"][student]}})
     if retry:
-        failures_first = dict(failures)
-        failures.clear()
+        retried = {(job["module"], student) for job in retry for student in job["students"]}
+        for key in retried:
+            failures.pop(key, None)
         for outcome in _run(retry, jobs, scheduler):
             _collect(outcome, raw, failures, None)
-        for key in failures:
-            failures[key] = failures[key] or failures_first.get(key, "")
     bar.close()
 
     results = []
@@ -448,6 +460,12 @@ def _grade(root, submissions, out, work, jobs, modules, scheduler, limits, cell_
             results.append(result)
     results.sort(key=lambda r: (r.student, r.module))
     _write_outputs(out, results, found_isolation, problems)
+    from .report import write_feedback, write_report
+
+    write_feedback(out, results, releases)
+    write_report(out, results, releases, {"level": found_isolation.level,
+                                          "description": found_isolation.description,
+                                          "warnings": list(found_isolation.warnings)})
     return GradeRun(results, found_isolation.level, list(found_isolation.warnings),
                     time.perf_counter() - started, problems, out)
 

@@ -44,6 +44,7 @@ class Limits:
     file_bytes: int = 64 * 1024**2
     processes: int = 4096
     open_files: int = 1024
+    wall_seconds: int = 300
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def kernelspec(folder: Path, course_root: Path, hidden: list[Path], ipc_dir: Pat
             "--course-root", str(course_root), "--ipc-dir", str(ipc_dir),
             "--cpu", str(limits.cpu_seconds), "--memory", str(limits.memory_bytes),
             "--file-size", str(limits.file_bytes), "--processes", str(limits.processes),
-            "--open-files", str(limits.open_files)]
+            "--open-files", str(limits.open_files), "--wall", str(limits.wall_seconds)]
     for path in hidden:
         argv += ["--hide", str(path)]
     if not sandbox:
@@ -206,7 +207,34 @@ def _kernel(args) -> None:
         bwrap += ["--setenv", key, value]
     command = [*bwrap, "--", *kernel]
     _set_limits(args)
-    os.execvp(command[0], command)
+    _run_with_deadline(command, args.wall)
+
+
+def _run_with_deadline(command: list[str], wall_seconds: int) -> None:
+    """Run the sandboxed kernel; kill it when it outlives ``wall_seconds``.
+
+    nbgrader limits each cell, not a whole notebook: a notebook whose every cell hangs
+    would hold a grading worker for (cells x cell timeout). Killing the kernel makes
+    nbgrader report a dead kernel for this student and move on to the next.
+    """
+    import signal
+
+    child = subprocess.Popen(command)
+
+    def forward(signum, _frame):
+        child.send_signal(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    try:
+        code = child.wait(timeout=wall_seconds)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+        print(f"sscity sandbox: the kernel ran longer than {wall_seconds} s and was stopped",
+              file=sys.stderr)
+        code = 137
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -224,6 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     kernel.add_argument("--file-size", type=int, default=Limits.file_bytes)
     kernel.add_argument("--processes", type=int, default=Limits.processes)
     kernel.add_argument("--open-files", type=int, default=Limits.open_files)
+    kernel.add_argument("--wall", type=int, default=Limits.wall_seconds)
     kernel.add_argument("--no-sandbox", action="store_true")
     probe = verbs.add_parser("probe", help="print which isolation this machine gives")
     probe.set_defaults()
