@@ -58,6 +58,14 @@ def plain_nbgrader(root: Path, submissions: Path, work: Path) -> tuple[float, in
     return time.perf_counter() - started, count
 
 
+def _honest_only(submissions: Path, target: Path) -> Path:
+    def attacks(_folder, names):
+        return [name for name in names if name.startswith("adv-")]
+
+    shutil.copytree(submissions, target, ignore=attacks)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--students", type=int, default=40)
@@ -83,6 +91,19 @@ def main() -> None:
         bench("plain_nbgrader_throughput", 60 * plain_count / plain, "submissions/min")
         speedup = (60 * count / ours) / (60 * plain_count / plain)
         bench(f"grade_jobs{args.jobs}_vs_plain_speedup", speedup, "x")
+
+        # The same comparison without the attacks (whose time limits favour sscity).
+        honest = _honest_only(submissions, work / "honest")
+        started = time.perf_counter()
+        run = grade(root, honest, work / "graded-honest", jobs=args.jobs, cell_timeout=CELL_TIMEOUT,
+                    progress=False)
+        ours_honest, honest_count = time.perf_counter() - started, len(run.results)
+        shutil.rmtree(work / "plain")
+        plain_honest, _ = plain_nbgrader(root, honest, work)
+        bench("honest_submissions", honest_count, "submissions")
+        bench(f"honest_grade_jobs{args.jobs}_throughput", 60 * honest_count / ours_honest, "submissions/min")
+        bench("honest_plain_nbgrader_throughput", 60 * honest_count / plain_honest, "submissions/min")
+        bench(f"honest_grade_jobs{args.jobs}_vs_plain_speedup", plain_honest / ours_honest, "x")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

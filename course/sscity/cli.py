@@ -5,6 +5,9 @@
     sscity course release [MODULE...] [--check]   regenerate modules/ from solutions/
     sscity course verify  [MODULE...] [--jobs N]  solution 100, blank 0, known-wrongs fail
     sscity course lint    [MODULE...]             the authoring rules
+    sscity course grade SUBMISSIONS --out DIR     parallel, sandboxed grading with reports
+    sscity course demo                            a demo class built from the course, graded
+    sscity course publish DEST                    the student edition, smoke-tested
     sscity data build                             regenerate the synthetic datasets from seeds
     sscity data verify                            datasets/ against datasets/MANIFEST
     sscity data manifest                          rewrite datasets/MANIFEST (authors)
@@ -117,6 +120,24 @@ def _cmd_demo(args) -> int:
     return 1 if problems else 0
 
 
+def _cmd_publish(args) -> int:
+    from .course.publish import publish, smoke_test
+
+    written = publish(_root(args), Path(args.dest))
+    print(f"Wrote the student edition ({len(written)} files) to {args.dest}.")
+    if args.no_smoke:
+        return 0
+    print("Running its smoke test (lessons and assignments run; no solutions) ...")
+    done = smoke_test(Path(args.dest))
+    print(done.stdout[-2000:])
+    if done.returncode != 0:
+        print(done.stderr[-2000:])
+        print("The student edition FAILED its smoke test.")
+        return 1
+    print("The student edition passes its smoke test.")
+    return 0
+
+
 def _cmd_lint(args) -> int:
     from .course.lint import run_lint
 
@@ -213,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--cell-timeout", type=int, default=20, help="seconds per cell (default 20)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(func=_cmd_demo)
+    pub = course_verbs.add_parser("publish", help="write the student edition (no solutions) and test it")
+    pub.add_argument("dest", help="a new folder outside the repository")
+    pub.add_argument("--no-smoke", action="store_true", help="skip the smoke test")
+    pub.set_defaults(func=_cmd_publish)
     lint = course_verbs.add_parser("lint", help="check the authoring rules")
     lint.add_argument("modules", nargs="*", metavar="MODULE")
     lint.set_defaults(func=_cmd_lint)
