@@ -42,7 +42,8 @@ CELL_TIMEOUT = 10
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     expected = build_demo_class(ROOT, out, students=30, modules=[MODULE])
-    run = grade(ROOT, out / "submissions", out, jobs=2, cell_timeout=CELL_TIMEOUT, progress=False)
+    run = grade(ROOT, out / "submissions", out, jobs=2, cell_timeout=CELL_TIMEOUT, student_timeout=45,
+                progress=False)
     return out, expected, run
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from conftest import ROOT
-
 from sscity.course.publish import publish, smoke_test
 
 
