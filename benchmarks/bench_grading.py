@@ -55,7 +55,10 @@ def plain_nbgrader(root: Path, submissions: Path, work: Path) -> tuple[float, in
                         "--log-level=ERROR"], cwd=grading, env=env, capture_output=True)
         subprocess.run([sys.executable, "-m", "nbgrader", "autograde", module, "--log-level=ERROR"],
                        cwd=grading, env=env, capture_output=True)
-    return time.perf_counter() - started, count
+    seconds = time.perf_counter() - started
+    graded = len(list((grading / "autograded").glob("*/*")))
+    bench("plain_nbgrader_graded", graded, "submissions")  # the rest nbgrader could not grade
+    return seconds, count
 
 
 def _honest_only(submissions: Path, target: Path) -> Path:
