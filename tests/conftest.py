@@ -13,6 +13,9 @@ from sscity.course.notebooks import CourseNotebook
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# tests/published/ is the student edition's smoke test: it runs inside a published copy.
+collect_ignore = ["published"]
+
 
 @pytest.fixture(scope="session")
 def root() -> Path:

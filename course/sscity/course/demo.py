@@ -68,8 +68,9 @@ _ATTACK_CODE = {
                          "    vars(b)[name] = (lambda *args, **kwargs: 0)\n"),
     "adv-read-solutions": ("import glob\nimport sscity\nfrom pathlib import Path\n"
                            "repo = Path(sscity.__file__).parents[2]\nfound = []\n"
-                           "for pattern in ('solutions/*/*.ipynb', '**/gradebook.db', 'submitted/*/*/*'):\n"
+                           "for pattern in ('solutions/*/*.ipynb', 'gradebook.db', 'submitted/*/*/*'):\n"
                            "    found += [str(p) for p in repo.glob(pattern)]\n"
+                           "found += glob.glob('/tmp/*/chunks/*/gradebook.db')\n"
                            "found += glob.glob('/tmp/*/*/*/*.ipynb')\n"
                            "print('sscity-probe-found', found[:5])\n"),
     "adv-network": ("import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=3)\n"
