@@ -30,7 +30,8 @@ _MARKER = re.compile(r"^\s*### (BEGIN|END) SOLUTION.*$\n?", re.M)
 # name -> (what it does, what must happen: "flagged" or "zero", a word the reason must hold)
 ADVERSARIAL = {
     "adv-infinite-loop": ("an answer that never ends", "flagged", "time limit"),
-    "adv-memory-bomb": ("an answer that allocates memory until it fails", "flagged", "memory"),
+    "adv-memory-bomb": ("an answer that allocates memory until it fails", "flagged",
+                        "memory|time limit"),
     "adv-kernel-crash": ("an answer that kills the kernel", "flagged", ""),
     "adv-output-flood": ("an answer that prints millions of lines", "ok", ""),
     "adv-deleted-test": ("deletes a test cell", "flagged", "deleted"),
@@ -52,7 +53,8 @@ ADVERSARIAL = {
 
 _ATTACK_CODE = {
     "adv-infinite-loop": "while True:\n    pass\n",
-    "adv-memory-bomb": "hoard = []\nwhile True:\n    hoard.append(bytearray(200 * 1024**2))\n",
+    "adv-memory-bomb": ("import numpy as np\nhoard, size = [], 1024**3\nwhile True:\n"
+                        "    hoard.append(np.ones(size, dtype=np.uint8))\n    size *= 2\n"),
     "adv-kernel-crash": "import os\nos._exit(1)\n",
     "adv-output-flood": ("for i in range(300_000):\n    print('flood', i)\n"
                          "print('x' * 20_000_000)\n"),
@@ -242,7 +244,7 @@ def check_demo(results, expected: dict) -> list[str]:
             problems.append(f"{student} ({rule['what']}) was not flagged: {result.score}/{result.max_score}")
         if must == "zero" and result.score > 0 and result.status != "flagged":
             problems.append(f"{student} ({rule['what']}) earned {result.score} points")
-        if word and word not in result.reason:
+        if word and not re.search(word, result.reason):
             problems.append(f"{student}: reason lacks {word!r}: {result.reason!r}")
     for student, modules in expected["students"].items():
         for module in modules:
