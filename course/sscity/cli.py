@@ -84,7 +84,9 @@ def _print_grade_summary(run) -> None:
         print(warning)
     for problem in run.problems:
         print(f"  note: {problem}")
-    print(f"Wrote {run.out / 'grades.csv'}, {run.out / 'results.json'} and {run.out / 'gradebook.db'}")
+    print(f"Wrote {run.out / 'grades.csv'}, {run.out / 'grades_by_track.csv'}, "
+          f"{run.out / 'report.html'}, feedback in {run.out / 'feedback'}/ and the gradebook "
+          f"{run.out / 'gradebook.db'}")
 
 
 def _cmd_grade(args) -> int:
