@@ -20,6 +20,8 @@ from pathlib import Path
 
 import nbformat
 
+from .tracks import TIERS
+
 __all__ = [
     "CourseNotebook",
     "SOLUTION_MARKERS",
@@ -37,7 +39,6 @@ __all__ = [
     "visible_source",
 ]
 
-TIERS = ("core", "extension")
 SOLUTION_MARKERS = (
     "BEGIN SOLUTION",
     "END SOLUTION",
