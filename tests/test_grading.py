@@ -292,3 +292,43 @@ def test_isolation_is_reported():
     assert found.level in ("bubblewrap", "limits-only")
     if not found.isolated:
         assert found.warnings and "NO ISOLATION" in found.description
+
+
+def _gradebook_outline(path: Path) -> dict:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{path}") as gradebook:
+        return {a.name: {nb.name: {
+            "grade": sorted((c.name, c.max_score, c.cell_type) for c in nb.grade_cells),
+            "solution": sorted(c.name for c in nb.solution_cells),
+            "task": sorted((c.name, c.max_score) for c in nb.task_cells),
+            "source": sorted((c.name, c.checksum) for c in nb.source_cells),
+        } for nb in a.notebooks} for a in gradebook.assignments}
+
+
+@pytest.mark.slow
+def test_gradebooks_generated_per_module_combine_into_the_one_nbgrader_would_write(tmp_path):
+    modules = ["00-orientation", "01-survey-analytics"]
+    templates = grade_module._templates(ROOT, modules, tmp_path / "work", jobs=2)
+    combined = tmp_path / "combined.db"
+    grade_module.combine_gradebooks([templates[m] / "gradebook.db" for m in modules], combined)
+
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    shutil.copy2(ROOT / "nbgrader_config.py", reference)
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
+    for module in modules:
+        shutil.copytree(ROOT / "solutions" / module, reference / "solutions" / module,
+                        ignore=shutil.ignore_patterns("known-wrong.toml"))
+        subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", module, "--force",
+                        "--log-level=ERROR"], cwd=reference, env=env, check=True, capture_output=True)
+    ours, theirs = _gradebook_outline(combined), _gradebook_outline(reference / "gradebook.db")
+    assert sorted(ours) == modules
+    assert ours == theirs
+
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{combined}") as gradebook:  # formgrader can add students to both
+        gradebook.add_student("someone")
+        for module in modules:
+            assert gradebook.add_submission(module, "someone").max_score > 0

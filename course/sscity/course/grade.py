@@ -27,6 +27,7 @@ import os
 import re
 import resource
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -52,9 +53,9 @@ from .integrity import (
 from .known_wrong import FILENAME as KNOWN_WRONG_FILE
 from .notebooks import grade_id, is_test_cell, module_ids, nbgrader_meta, tier
 from .release import _NBGRADER_LAUNCHER
-from .sandbox import KERNEL_NAME, Limits, isolation, kernelspec
+from .sandbox import KERNEL_NAME, Limits, build_font_cache, isolation, kernelspec
 
-__all__ = ["GradeRun", "Result", "Submission", "discover", "grade", "grade_chunk"]
+__all__ = ["GradeRun", "Result", "Submission", "combine_gradebooks", "discover", "grade", "grade_chunk"]
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
 MAX_NOTEBOOK_BYTES = 20 * 1024**2
@@ -244,12 +245,17 @@ def grade_chunk(job: dict) -> dict:
         f"c.Execute.timeout = {int(job['cell_timeout'])}\n"
         f"c.ExecutePreprocessor.kernel_name = {KERNEL_NAME!r}\n"
         f"c.Execute.kernel_name = {KERNEL_NAME!r}\n"
+        # The outputs are in once the last cell ran: kill the kernel rather than wait for a
+        # graceful exit (about half a second of interpreter teardown per submission).
+        "c.ExecutePreprocessor.shutdown_kernel = 'immediate'\n"
+        "c.Execute.shutdown_kernel = 'immediate'\n"
         "c.KernelManager.transport = 'ipc'\n"
         f"c.KernelManager.ip = {str(chunk / 'ipc' / 'kernel')!r}\n"
     )
     (chunk / "nbgrader_config.py").write_text(config)
     kernelspec(chunk, course_root, [Path(p) for p in job["hide"]], chunk / "ipc",
-               Limits(**job["limits"]), sandbox=job["sandbox"])
+               Limits(**job["limits"]), sandbox=job["sandbox"],
+               font_cache=Path(job["font_cache"]) if job.get("font_cache") else None)
     module = job["module"]
     for student, files in job["students"].items():
         target = chunk / "submitted" / student / module
@@ -312,20 +318,45 @@ def _last_error(log: str) -> str:
 
 # --- the whole class -----------------------------------------------------------------------
 
-def _templates(root: Path, modules: list[str], work: Path) -> Path:
-    """One grading root with every module generated: the gradebook all chunks start from."""
+def _templates(root: Path, modules: list[str], work: Path, jobs: int) -> dict[str, Path]:
+    """One grading root per module, generated ``jobs`` at a time; chunks start from these."""
     from .release import nbgrader
 
-    template = work / "template"
-    if template.exists():
-        shutil.rmtree(template)
-    template.mkdir(parents=True)
-    shutil.copy2(root / "nbgrader_config.py", template / "nbgrader_config.py")
-    for module in modules:
+    def generate(module: str) -> Path:
+        template = work / "templates" / module
+        if template.exists():
+            shutil.rmtree(template)
+        template.mkdir(parents=True)
+        shutil.copy2(root / "nbgrader_config.py", template / "nbgrader_config.py")
         shutil.copytree(root / "solutions" / module, template / "solutions" / module,
                         ignore=shutil.ignore_patterns(KNOWN_WRONG_FILE, ".ipynb_checkpoints"))
         nbgrader(["generate_assignment", module, "--force", "--log-level=WARN"], cwd=template)
-    return template
+        return template
+
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(modules)))) as pool:
+        return dict(zip(modules, pool.map(generate, modules), strict=True))
+
+
+def combine_gradebooks(sources: list[Path], target: Path) -> None:
+    """Write one nbgrader gradebook holding the assignments of every gradebook in ``sources``.
+
+    The gradebooks come from ``nbgrader generate_assignment`` of different modules: the
+    same schema, rows keyed by random ids, so their rows can be copied side by side (the
+    single ``course`` row and alembic's version are shared and kept once).
+    """
+    if not sources:
+        raise ValueError("combine_gradebooks needs at least one gradebook")
+    first, *rest = [Path(p) for p in sources]
+    shutil.copy2(first, target)
+    with sqlite3.connect(target) as db:
+        for source in rest:
+            db.execute("ATTACH DATABASE ? AS other", (str(source),))
+            tables = [row[0] for row in db.execute(
+                "SELECT name FROM other.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+            for table in tables:
+                db.execute(f'INSERT OR IGNORE INTO main."{table}" SELECT * FROM other."{table}"')
+            db.commit()
+            db.execute("DETACH DATABASE other")
 
 
 def _chunks(items: list, jobs: int, largest: int = 5) -> list[list]:
@@ -404,16 +435,18 @@ def _grade(root, submissions, out, work, jobs, modules, scheduler, limits, cell_
     for warning in found_isolation.warnings:
         print(warning, file=sys.stderr)
     graded_modules = sorted({s.module for s in subs})
-    template = _templates(root, graded_modules, work)
+    font_cache = build_font_cache(work / "font-cache")
+    templates = _templates(root, graded_modules, work, jobs)
+    font_cache.wait()
     gradebook_path = out / "gradebook.db"
     if gradebook_path.exists():
         gradebook_path.unlink()
-    shutil.copy2(template / "gradebook.db", gradebook_path)
+    combine_gradebooks([templates[m] / "gradebook.db" for m in graded_modules], gradebook_path)
     (out / "nbgrader_config.py").write_text((root / "nbgrader_config.py").read_text())
 
     nonces: dict = {}
     base_job = {
-        "course_root": str(root), "template_dir": str(template),
+        "course_root": str(root), "font_cache": str(work / "font-cache"),
         "hide": [str(work), str(out), str(submissions)],
         "limits": asdict(limits), "sandbox": found_isolation.isolated,
         "cell_timeout": cell_timeout, "student_timeout": student_timeout,
@@ -422,7 +455,7 @@ def _grade(root, submissions, out, work, jobs, modules, scheduler, limits, cell_
     for module in graded_modules:
         students = [s for s in subs if s.module == module and s.notebooks]
         for number, chunk in enumerate(_chunks(students, jobs)):
-            jobs_list.append({**base_job, "module": module,
+            jobs_list.append({**base_job, "module": module, "template_dir": str(templates[module]),
                               "chunk_dir": str(work / "chunks" / f"{module}-{number:03d}"),
                               "students": {s.student: _submission_texts(s, nonces) for s in chunk}})
 
