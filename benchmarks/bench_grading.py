@@ -3,7 +3,9 @@
 Both grade the same demo class (built by ``sscity course demo``'s builder) with the same
 per-cell timeout, in the same run. The plain baseline is what an instructor does without
 sscity: one grading root, ``nbgrader generate_assignment`` then ``nbgrader autograde`` per
-module, one submission after another, no sandbox and no integrity checks. Prints
+module, one submission after another, no sandbox and no integrity checks. A third figure
+runs two such plain runs at once, each on half of the honest class: how far two cores
+speed up nbgrader itself on this machine, the ceiling for any parallel grader here. Prints
 ``BENCH <name> <value> <unit>`` lines.
 
     python benchmarks/bench_grading.py [--students 40] [--jobs 2]
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sscity.course.demo import build_demo_class
@@ -32,9 +35,12 @@ def bench(name: str, value: float, unit: str) -> None:
     print(f"BENCH {name} {value:.3f} {unit}", flush=True)
 
 
-def plain_nbgrader(root: Path, submissions: Path, work: Path) -> tuple[float, int]:
+def plain_nbgrader(root: Path, submissions: Path, work: Path, name: str = "plain",
+                   students: set[str] | None = None, report: bool = True) -> tuple[float, int]:
     """Sequential ``nbgrader autograde`` over the class; returns (seconds, submissions)."""
-    grading = work / "plain"
+    grading = work / name
+    if grading.exists():
+        shutil.rmtree(grading)
     grading.mkdir()
     config = (root / "nbgrader_config.py").read_text()
     config += f"\nc.ExecutePreprocessor.timeout = {CELL_TIMEOUT}\nc.Execute.timeout = {CELL_TIMEOUT}\n"
@@ -42,6 +48,8 @@ def plain_nbgrader(root: Path, submissions: Path, work: Path) -> tuple[float, in
     modules = sorted({p.name for p in submissions.glob("*/*") if p.is_dir()})
     count = 0
     for student in sorted(p for p in submissions.iterdir() if p.is_dir()):
+        if students is not None and student.name not in students:
+            continue
         for module_dir in sorted(p for p in student.iterdir() if p.is_dir()):
             target = grading / "submitted" / student.name / module_dir.name
             shutil.copytree(module_dir, target)
@@ -56,9 +64,25 @@ def plain_nbgrader(root: Path, submissions: Path, work: Path) -> tuple[float, in
         subprocess.run([sys.executable, "-m", "nbgrader", "autograde", module, "--log-level=ERROR"],
                        cwd=grading, env=env, capture_output=True)
     seconds = time.perf_counter() - started
-    graded = len(list((grading / "autograded").glob("*/*")))
-    bench("plain_nbgrader_graded", graded, "submissions")  # the rest nbgrader could not grade
+    if report:
+        graded = len(list((grading / "autograded").glob("*/*")))
+        bench("plain_nbgrader_graded", graded, "submissions")  # the rest nbgrader could not grade
     return seconds, count
+
+
+def plain_two_at_once(root: Path, submissions: Path, work: Path) -> float:
+    """Two plain nbgrader runs at once, each on half the class: the machine's own scaling.
+
+    No sandbox, no checks, no merging: what two cores give nbgrader at best, the ceiling
+    any parallel grader on this machine works under. Returns the wall time in seconds.
+    """
+    students = sorted(p.name for p in submissions.iterdir() if p.is_dir())
+    halves = [set(students[0::2]), set(students[1::2])]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda half: plain_nbgrader(root, submissions, work, f"half-{min(half)}", half,
+                                                  report=False), halves))
+    return time.perf_counter() - started
 
 
 def _honest_only(submissions: Path, target: Path) -> Path:
@@ -107,6 +131,9 @@ def main() -> None:
         bench(f"honest_grade_jobs{args.jobs}_throughput", 60 * honest_count / ours_honest, "submissions/min")
         bench("honest_plain_nbgrader_throughput", 60 * honest_count / plain_honest, "submissions/min")
         bench(f"honest_grade_jobs{args.jobs}_vs_plain_speedup", plain_honest / ours_honest, "x")
+        two = plain_two_at_once(root, honest, work)
+        bench("honest_plain_two_halves_at_once_seconds", two, "s")
+        bench("honest_plain_two_halves_at_once_vs_plain_speedup", plain_honest / two, "x")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
