@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import datasets_dir
 from .happiness import SURVEY_SEED, write_survey
+from .sidewalks import SIDEWALKS_SEED, write_sidewalks
 from .tsukuba import REGISTER_SEED, write_districts_geojson, write_register
 
 __all__ = ["GENERATED", "build"]
@@ -42,6 +43,8 @@ GENERATED = (
               lambda folder: write_register(folder, REGISTER_SEED), REGISTER_SEED),
     Generated("tsukuba-geo", ("districts.geojson",),
               lambda folder: write_districts_geojson(folder / "districts.geojson"), None),
+    Generated("tsukuba-sidewalks", ("nodes.geojson", "edges.geojson"),
+              lambda folder: write_sidewalks(folder, SIDEWALKS_SEED), SIDEWALKS_SEED),
 )
 
 

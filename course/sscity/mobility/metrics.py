@@ -1,0 +1,350 @@
+"""Crowd-navigation metrics in the style of the CrowdBot evaluation (EPFL LASA, MIT licence).
+
+The CrowdBot project drove Qolo through real crowds and scored every run with a few numbers
+(``epfl-lasa/crowdbot-evaluation-tools``; see ``shared/reference/mobility.md``):
+
+=========================  ====================================================================
+path efficiency            time and path to a goal 20 m ahead, reached within 3.0 m;
+                           relative path length ``L_path / L_goal`` (>= 1, 1 is a straight
+                           line), relative time ``(L_goal / v_max) / T_goal`` (<= 1)
+command smoothness         fluency ``mean_k [1 - |v_k - v_(k-1)| / v_max]``, the same for
+                           ``omega``; the lower of the two is reported
+shared control             agreement ``mean [1 - |theta_r - theta_u| / pi]`` with
+                           ``theta = atan2(v / v_max, omega / omega_max)``; contribution
+                           ``mean ||u_h - u_r|| / ||u_h||`` on normalised commands
+crowd                      density ``rho_R = N(d < R) / (pi R^2)`` for R = 2.5 m and 5 m;
+                           minimum distance from the capsule footprint to any pedestrian
+                           centre; virtual collisions (times that distance drops below 0);
+                           normalised proximity ``std(d_min) / mean(d_min)``
+path shape                 path irregularity: (total rotation - rotation needed) / path length
+=========================  ====================================================================
+
+Choices where the reference leaves room (each says what the original code does):
+
+- ``L_goal`` is the straight-line distance from the start to the point of the run closest to
+  the goal, as in the CrowdBot code; the run ends at that point.
+- The agreement wraps the angle difference into ``[0, pi]`` so it stays in ``[0, 1]``
+  (the original does not wrap).
+- The contribution uses the norm ratio for every sample with a non-zero user command (the
+  original special-cases commands with one zero component).
+- Samples where the user command is zero are skipped by agreement, contribution and
+  fluency, as in the original.
+
+All functions take plain numpy arrays, so they work on logs from the simulator, from a
+real robot, or on hand-made trajectories.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .params import QOLO, QoloParams
+
+__all__ = [
+    "DENSITY_RADII_M",
+    "GOAL_REACHED_M",
+    "agreement",
+    "capsule_distance",
+    "contribution",
+    "crowd_density",
+    "fluency",
+    "normalised_proximity",
+    "path_irregularity",
+    "path_length",
+    "time_and_path_to_goal",
+    "virtual_collisions",
+]
+
+GOAL_REACHED_M = 3.0
+DENSITY_RADII_M = (2.5, 5.0)
+
+
+def _as_xy(xy, name: str = "xy") -> np.ndarray:
+    xy = np.asarray(xy, dtype=float)
+    if xy.ndim != 2 or xy.shape[1] < 2:
+        raise ValueError(f"{name} must be an array of shape (n, 2) (or poses (n, 3)); got {xy.shape}.")
+    return xy[:, :2]
+
+
+def path_length(xy) -> float:
+    """Length of a polyline ``sum ||p_(k+1) - p_k||`` in metres; ``xy`` has shape ``(n, 2)``."""
+    xy = _as_xy(xy)
+    return float(np.linalg.norm(np.diff(xy, axis=0), axis=1).sum())
+
+
+def time_and_path_to_goal(
+    t_s, xy, goal_xy, v_max_mps: float = QOLO.max_speed_mps, reached_m: float = GOAL_REACHED_M
+) -> dict:
+    """Time and path to the goal, and their relative (dimensionless) versions.
+
+    The run ends at the sample closest to the goal; the goal counts as reached if that
+    sample is within ``reached_m`` (3.0 m in CrowdBot).
+
+    Parameters
+    ----------
+    t_s : array, shape (n,)
+        Time stamps in seconds, increasing.
+    xy : array, shape (n, 2) or (n, 3)
+        Positions (poses are accepted; the heading is ignored).
+    goal_xy : (float, float)
+    v_max_mps : float, default 1.5
+        The nominal top speed of the run (CrowdBot uses the largest commanded speed).
+    reached_m : float, default 3.0
+
+    Returns
+    -------
+    dict with ``reached`` (bool), ``end_index``, ``min_distance_to_goal_m``,
+    ``time_to_goal_s``, ``path_length_m``, ``goal_distance_m`` (``L_goal``),
+    ``relative_path_length`` (``L_path / L_goal``) and ``relative_time_to_goal``
+    (``(L_goal / v_max) / T_goal``).
+
+    Examples
+    --------
+    >>> t = np.arange(0, 18.5, 0.5)
+    >>> xy = np.c_[t, 0 * t]                      # 1 m/s straight at a goal 20 m ahead
+    >>> r = time_and_path_to_goal(t, xy, (20, 0), v_max_mps=1.0)
+    >>> r["reached"], r["relative_path_length"], r["relative_time_to_goal"]
+    (True, 1.0, 1.0)
+    """
+    t = np.asarray(t_s, dtype=float)
+    xy = _as_xy(xy)
+    if len(t) != len(xy) or len(t) < 2:
+        raise ValueError("t_s and xy need the same length, at least 2 samples.")
+    if v_max_mps <= 0:
+        raise ValueError("v_max_mps must be > 0.")
+    to_goal = np.linalg.norm(xy - np.asarray(goal_xy, dtype=float), axis=1)
+    end = int(np.argmin(to_goal))
+    length = path_length(xy[: end + 1])
+    duration = float(t[end] - t[0])
+    l_goal = float(np.linalg.norm(xy[end] - xy[0]))
+    return {
+        "reached": bool(to_goal[end] <= reached_m),
+        "end_index": end,
+        "min_distance_to_goal_m": float(to_goal[end]),
+        "time_to_goal_s": duration,
+        "path_length_m": length,
+        "goal_distance_m": l_goal,
+        "relative_path_length": length / l_goal if l_goal > 0 else float("nan"),
+        "relative_time_to_goal": (l_goal / v_max_mps) / duration if duration > 0 else float("nan"),
+    }
+
+
+def fluency(
+    speed_mps, yaw_rate_radps, v_max_mps: float | None = None, omega_max_radps: float | None = None
+) -> dict:
+    """Smoothness of a command sequence; 1 is perfectly steady.
+
+    ``fluency_v = mean_k [1 - |v_k - v_(k-1)| / v_max]`` over the samples whose command is
+    not zero, likewise ``fluency_omega``; ``fluency`` is the lower of the two.
+
+    Parameters
+    ----------
+    speed_mps, yaw_rate_radps : array, shape (n,)
+        Commands in sequence (at a fixed rate).
+    v_max_mps, omega_max_radps : float, optional
+        Normalisers; default the largest ``|v|`` and ``|omega|`` in the data (as in
+        CrowdBot).
+
+    Returns
+    -------
+    dict with ``fluency``, ``fluency_v``, ``fluency_omega``.
+    """
+    v = np.asarray(speed_mps, dtype=float)
+    w = np.asarray(yaw_rate_radps, dtype=float)
+    if v.shape != w.shape or v.ndim != 1 or len(v) < 2:
+        raise ValueError("speed_mps and yaw_rate_radps must be 1-D, equally long, at least 2 samples.")
+    v_max = float(np.max(np.abs(v))) if v_max_mps is None else float(v_max_mps)
+    w_max = float(np.max(np.abs(w))) if omega_max_radps is None else float(omega_max_radps)
+    active = ((v != 0) | (w != 0))[1:]
+    if not active.any():
+        raise ValueError("All commands are zero: fluency is undefined.")
+    fv = 1.0 - np.abs(np.diff(v))[active] / v_max if v_max > 0 else np.ones(active.sum())
+    fw = 1.0 - np.abs(np.diff(w))[active] / w_max if w_max > 0 else np.ones(active.sum())
+    out = {"fluency_v": float(fv.mean()), "fluency_omega": float(fw.mean())}
+    out["fluency"] = min(out["fluency_v"], out["fluency_omega"])
+    return out
+
+
+def _normalised(v, w, v_max, w_max):
+    v = np.asarray(v, dtype=float)
+    w = np.asarray(w, dtype=float)
+    if v.shape != w.shape or v.ndim != 1:
+        raise ValueError("Commands must be 1-D arrays of equal length.")
+    return v / v_max, w / w_max
+
+
+def agreement(
+    user_speed_mps,
+    user_yaw_rate_radps,
+    robot_speed_mps,
+    robot_yaw_rate_radps,
+    v_max_mps: float = QOLO.max_speed_mps,
+    omega_max_radps: float = QOLO.max_yaw_rate_radps,
+) -> float:
+    """How much the executed command points where the user's did; 1 = always the same direction.
+
+    ``mean [1 - |theta_r - theta_u| / pi]`` with ``theta = atan2(v / v_max, omega / omega_max)``,
+    the angle difference wrapped into ``[0, pi]``, over samples with a non-zero user command.
+
+    Examples
+    --------
+    >>> agreement([1, 1], [0, 0], [1, -1], [0, 0])   # same, then opposite direction
+    0.5
+    """
+    vu, wu = _normalised(user_speed_mps, user_yaw_rate_radps, v_max_mps, omega_max_radps)
+    vr, wr = _normalised(robot_speed_mps, robot_yaw_rate_radps, v_max_mps, omega_max_radps)
+    active = (vu != 0) | (wu != 0)
+    if not active.any():
+        raise ValueError("The user command is zero throughout: agreement is undefined.")
+    diff = np.abs(np.arctan2(vr, wr) - np.arctan2(vu, wu))
+    diff = np.minimum(diff, 2.0 * np.pi - diff)
+    return float(np.mean(1.0 - diff[active] / np.pi))
+
+
+def contribution(
+    user_speed_mps,
+    user_yaw_rate_radps,
+    robot_speed_mps,
+    robot_yaw_rate_radps,
+    v_max_mps: float = QOLO.max_speed_mps,
+    omega_max_radps: float = QOLO.max_yaw_rate_radps,
+) -> float:
+    """How much the assistant changed the user's command: ``mean ||u_h - u_r|| / ||u_h||``.
+
+    Commands are normalised, ``u = (v / v_max, omega / omega_max)``; samples with a zero user
+    command are skipped. 0 means the robot executed exactly what the user asked.
+
+    Examples
+    --------
+    >>> contribution([1.0, 1.0], [0, 0], [0.5, 1.0], [0, 0])
+    0.25
+    """
+    vu, wu = _normalised(user_speed_mps, user_yaw_rate_radps, v_max_mps, omega_max_radps)
+    vr, wr = _normalised(robot_speed_mps, robot_yaw_rate_radps, v_max_mps, omega_max_radps)
+    human = np.hypot(vu, wu)
+    active = human > 0
+    if not active.any():
+        raise ValueError("The user command is zero throughout: contribution is undefined.")
+    return float(np.mean(np.hypot(vu - vr, wu - wr)[active] / human[active]))
+
+
+def capsule_distance(pose, points_xy, params: QoloParams = QOLO) -> np.ndarray:
+    """Distance from points to the device's capsule footprint (negative inside).
+
+    The capsule is the set of points within ``footprint_radius_m`` (0.4 m) of the segment
+    from ``footprint_front_m`` (+0.05 m) to ``footprint_rear_m`` (-0.5 m) along the body's
+    x axis. Pedestrians count as points (their centres), as in CrowdBot.
+
+    Parameters
+    ----------
+    pose : array, shape (3,) or (T, 3)
+        ``(x_m, y_m, theta_rad)`` of the axle centre.
+    points_xy : array, shape (N, 2) or (T, N, 2)
+        Pedestrian positions (one set, or one set per pose).
+
+    Returns
+    -------
+    ndarray, shape (N,) or (T, N)
+
+    Examples
+    --------
+    >>> capsule_distance([0, 0, 0], [[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]])
+    array([0.55, 0.1 , 0.6 ])
+    """
+    pose = np.asarray(pose, dtype=float)
+    points = np.asarray(points_xy, dtype=float)
+    if pose.shape[-1] != 3 or points.shape[-1] != 2:
+        raise ValueError("pose must end in (x, y, theta) and points_xy in (x, y).")
+    if pose.ndim == 2:
+        pose = pose[:, None, :]
+        if points.ndim == 2:
+            points = np.broadcast_to(points, (pose.shape[0], *points.shape))
+    x, y, theta = pose[..., 0], pose[..., 1], pose[..., 2]
+    dx, dy = points[..., 0] - x, points[..., 1] - y
+    c, s = np.cos(theta), np.sin(theta)
+    along = c * dx + s * dy  # body x
+    across = -s * dx + c * dy  # body y
+    on_segment = np.clip(along, params.footprint_rear_m, params.footprint_front_m)
+    return np.hypot(along - on_segment, across) - params.footprint_radius_m
+
+
+def virtual_collisions(distances_m) -> int:
+    """Number of times a distance drops below zero (a run starting below zero counts once).
+
+    ``distances_m`` is a series ``(T,)`` -- e.g. the minimum capsule distance per time step --
+    or ``(T, N)``, one column per pedestrian, whose onsets are summed.
+
+    Examples
+    --------
+    >>> virtual_collisions([0.5, 0.1, -0.05, -0.1, 0.2, -0.01, 0.3])
+    2
+    """
+    d = np.asarray(distances_m, dtype=float)
+    if d.ndim not in (1, 2) or len(d) == 0:
+        raise ValueError("distances_m must be a non-empty series (T,) or table (T, N).")
+    inside = d < 0
+    onsets = inside[1:] & ~inside[:-1]
+    return int(onsets.sum() + inside[0].sum())
+
+
+def normalised_proximity(min_distances_m) -> float:
+    """``std(d_min) / mean(d_min)`` of the per-step minimum distance (dimensionless)."""
+    d = np.asarray(min_distances_m, dtype=float)
+    d = d[np.isfinite(d)]
+    if d.size == 0 or d.mean() == 0:
+        raise ValueError("normalised_proximity needs finite distances with a non-zero mean.")
+    return float(d.std() / d.mean())
+
+
+def crowd_density(xy, pedestrians_xy, radius_m: float = 2.5) -> np.ndarray:
+    """Pedestrians per square metre within ``radius_m`` of the device: ``N(d < R) / (pi R^2)``.
+
+    Parameters
+    ----------
+    xy : array, shape (2,) or (T, 2) (poses accepted)
+        Device position(s); distances are measured from the axle centre, as in CrowdBot.
+    pedestrians_xy : array, shape (N, 2) or (T, N, 2)
+
+    Returns
+    -------
+    float or ndarray of shape (T,)
+
+    Examples
+    --------
+    >>> round(float(crowd_density([0, 0], [[1, 0], [0, 2], [3, 0]], 2.5)), 4)   # 2 / (pi 2.5^2)
+    0.1019
+    """
+    if radius_m <= 0:
+        raise ValueError("radius_m must be > 0.")
+    xy = np.asarray(xy, dtype=float)[..., :2]
+    peds = np.asarray(pedestrians_xy, dtype=float)
+    if xy.ndim == 2:
+        xy = xy[:, None, :]
+    d = np.linalg.norm(peds - xy, axis=-1)
+    density = (d < radius_m).sum(axis=-1) / (np.pi * radius_m**2)
+    return float(density) if np.ndim(density) == 0 else density
+
+
+def path_irregularity(poses, goal_xy) -> float:
+    """``(total rotation - rotation needed) / path length`` in rad/m; 0 for a straight shot.
+
+    Total rotation is ``sum |dtheta|`` of the (unwrapped) heading; the rotation needed is the
+    angle between the initial heading and the direction from the start to the goal.
+
+    Examples
+    --------
+    >>> poses = [[0, 0, 0], [1, 0, 0], [2, 0, 0]]
+    >>> path_irregularity(poses, (5, 0))
+    0.0
+    """
+    poses = np.asarray(poses, dtype=float)
+    if poses.ndim != 2 or poses.shape[1] != 3 or len(poses) < 2:
+        raise ValueError("poses must have shape (n, 3) with n >= 2: (x_m, y_m, theta_rad).")
+    heading = np.unwrap(poses[:, 2])
+    total = float(np.abs(np.diff(heading)).sum())
+    to_goal = np.asarray(goal_xy, dtype=float) - poses[0, :2]
+    needed = abs(float(np.angle(np.exp(1j * (np.arctan2(to_goal[1], to_goal[0]) - poses[0, 2])))))
+    length = path_length(poses[:, :2])
+    if length == 0:
+        raise ValueError("The path has zero length: path irregularity is undefined.")
+    return (total - needed) / length

@@ -1,0 +1,63 @@
+"""Headless frames, PNG / GIF files and the top-down plot."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+from sscity.mobility import QoloSim, capsule_outline, plot_scene, render_frame, save_gif, save_png  # noqa: E402
+
+
+def test_frame_png_and_gif(tmp_path):
+    frames = []
+    with QoloSim(seed=0) as sim:
+        sim.add_pedestrian((1.5, 0.5))
+        for _ in range(3):
+            sim.step(0.8, 0.0, n_steps=24)
+            frames.append(render_frame(sim, width=96, height=72))
+    frame = frames[0]
+    assert frame.shape == (72, 96, 3) and frame.dtype == np.uint8
+    assert len(np.unique(frame.reshape(-1, 3), axis=0)) > 10  # a picture, not a blank
+    # the vermillion pedestrian is in view
+    red = (frame[..., 0] > 150) & (frame[..., 1] < 130) & (frame[..., 2] < 80)
+    assert red.sum() > 5
+    png = save_png(frame, tmp_path / "frame.png")
+    assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), frame)
+    gif = save_gif(frames, tmp_path / "drive.gif", frame_ms=80)
+    with Image.open(gif) as image:
+        assert image.n_frames == 3 and image.info["loop"] == 0
+    assert gif.stat().st_size < 200_000
+    with pytest.raises(ValueError, match="RGB uint8"):
+        save_png(np.zeros((4, 4)), tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="at least one frame"):
+        save_gif([], tmp_path / "empty.gif")
+
+
+def test_capsule_outline_is_the_footprint():
+    outline = capsule_outline([1.0, 2.0, 0.0])
+    assert outline[0] == pytest.approx(outline[-1])  # closed
+    assert outline[:, 0].max() == pytest.approx(1.0 + 0.05 + 0.4)
+    assert outline[:, 0].min() == pytest.approx(1.0 - 0.5 - 0.4, abs=1e-3)
+    assert outline[:, 1].max() == pytest.approx(2.4)
+
+
+def test_plot_scene_draws_every_element():
+    poses = np.c_[np.linspace(0, 5, 20), np.zeros(20), np.zeros(20)]
+    peds = np.random.default_rng(0).uniform(0, 5, size=(20, 3, 2))
+    ax = plot_scene(poses, peds, goal_xy=(6, 0), walls=[((0, -2), (6, -2))], title="test")
+    labels = {t.get_text() for t in ax.get_legend().get_texts()}
+    assert {
+        "device path",
+        "capsule footprint",
+        "pedestrian",
+        "pedestrian tracks",
+        "wall",
+        "goal",
+        "start",
+    } <= labels
+    assert ax.get_xlabel() == "x (m)" and ax.get_title() == "test"
+    matplotlib.pyplot.close(ax.figure)
