@@ -11,6 +11,7 @@
     sscity data build                             regenerate the synthetic datasets from seeds
     sscity data verify                            datasets/ against datasets/MANIFEST
     sscity data manifest                          rewrite datasets/MANIFEST (authors)
+    sscity platform serve [--port N] [--db F]     the NGSI-LD broker over HTTP (SQLite file or memory)
     sscity lab                                    JupyterLab on modules/
 """
 
@@ -190,6 +191,19 @@ def _cmd_data_manifest(args) -> int:
     return 0
 
 
+def _cmd_platform_serve(args) -> int:
+    from .platform.server import serve
+
+    if args.memory and args.db:
+        raise ValueError("choose --db FILE or --memory, not both")
+    db = None if args.memory or not args.db else Path(args.db)
+    where = f"database {db}" if db else "in memory (lost when it stops)"
+    print(f"NGSI-LD broker on http://{args.host}:{args.port}/ngsi-ld/v1, {where}. Stop it with Ctrl+C.",
+          flush=True)
+    serve(host=args.host, port=args.port, db=db)
+    return 0
+
+
 def _cmd_lab(args) -> int:
     root = _root(args)
     command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={root / 'modules'}",
@@ -256,6 +270,16 @@ def build_parser() -> argparse.ArgumentParser:
     dman = data_verbs.add_parser("manifest", help="rewrite datasets/MANIFEST from the files")
     dman.add_argument("--datasets", help="datasets folder (default: the course's)")
     dman.set_defaults(func=_cmd_data_manifest)
+
+    platform = verbs.add_parser("platform", help="the city data platform: an NGSI-LD broker")
+    platform_verbs = platform.add_subparsers(dest="verb", required=True)
+    pserve = platform_verbs.add_parser("serve", help="serve the NGSI-LD API over HTTP with uvicorn")
+    pserve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    pserve.add_argument("--port", type=int, default=1026, help="TCP port (default 1026, as Orion-LD)")
+    pserve.add_argument("--db", help="SQLite database file, kept across restarts")
+    pserve.add_argument("--memory", action="store_true", help="keep everything in memory (the default "
+                        "without --db)")
+    pserve.set_defaults(func=_cmd_platform_serve)
 
     lab = verbs.add_parser("lab", help="JupyterLab on modules/ (for students)")
     lab.set_defaults(func=_cmd_lab, lab_args=[])

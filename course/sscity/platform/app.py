@@ -1,0 +1,663 @@
+"""The HTTP face of the broker: a Starlette application under ``/ngsi-ld/v1``.
+
+One endpoint receives every NGSI-LD path and dispatches on the raw (still percent-encoded)
+path, so entity ids that contain ``/`` (sent as ``%2F``) work, and every route answers with
+and without a trailing slash. Around each operation of :class:`~sscity.platform.broker.Broker`
+it does what clause 6 of NGSI-LD asks of the HTTP binding:
+
+- media types (6.3.4): bodies must be ``application/json`` (context in a ``Link`` header)
+  or ``application/ld+json`` (context in the body), else 415; responses are
+  ``application/json`` (context in a ``Link`` header), ``application/ld+json`` (context in
+  the body) or, for entities, ``application/geo+json``; an ``Accept`` that allows none of
+  them is a 406;
+- ProblemDetails errors (6.3.2) as ``application/problem+json``; malformed JSON is a 400
+  InvalidRequest; nothing a client sends produces a 500;
+- pagination (6.3.10) with ``limit``/``offset`` and ``Link`` rel="next"/"prev", the
+  ``NGSILD-Results-Count`` header for ``count=true`` (6.3.13);
+- tenants (6.3.14) from the ``NGSILD-Tenant`` header.
+
+Besides NGSI-LD: ``GET /version``, ``GET /actuator/health`` (clients probe them on start),
+and ``GET|DELETE /sscity/inbox/<name>`` for in-process notification inboxes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from functools import lru_cache
+from urllib.parse import quote, unquote, urlencode
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .broker import Broker, EntityQuery, TemporalQuery, compile_id_pattern
+from .context import TermMap, context_link_header
+from .errors import NgsiError, bad_data, invalid_request, not_found
+from .geo import parse_geoquery
+from .model import (
+    check_entity_id,
+    check_name,
+    compact_attribute,
+    expand_type,
+    render_entity,
+    simplified_value,
+)
+from .query import numeric_prefilter, parse_q
+from .storage import dumps
+from .timeutil import canonical_datetime
+
+JSON = "application/json"
+JSON_LD = "application/ld+json"
+GEO_JSON = "application/geo+json"
+PROBLEM = "application/problem+json"
+BASE = "/ngsi-ld/v1"
+_BODY_METHODS = ("POST", "PATCH", "PUT")
+_log = logging.getLogger(__name__)
+
+try:  # the package version, shown by /version
+    from importlib.metadata import version as _dist_version
+
+    VERSION = _dist_version("sscity")
+except Exception:  # an uninstalled checkout
+    VERSION = "0+unknown"
+
+
+# -- request reading ------------------------------------------------------------------------
+
+@lru_cache(maxsize=256)
+def negotiate(accept: str | None, allow_geo: bool) -> str | None:
+    """The response media type for an ``Accept`` header, or None if nothing acceptable is offered."""
+    if not accept:
+        return JSON
+    best, best_q = None, 0.0
+    for part in accept.split(","):
+        media, *params = part.split(";")
+        media = media.strip().lower()
+        weight = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if media in (JSON, JSON_LD):
+            offer = media
+        elif media == GEO_JSON and allow_geo:
+            offer = GEO_JSON
+        elif media in ("*/*", "application/*"):
+            offer = JSON
+        else:
+            continue
+        if math.isfinite(weight) and weight > best_q:
+            best, best_q = offer, weight
+    return best
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"the number {text} is too large")
+    return number
+
+
+def parse_json(body: bytes):
+    """Decode a request body; InvalidRequest (400) if it is not JSON."""
+    if not body.strip():
+        raise invalid_request("The request body is empty; send a JSON document.")
+    try:
+        return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError) as err:
+        raise invalid_request(f"The body is not valid JSON ({err}). Check quotes, commas and brackets; "
+                              "a JSON linter shows the exact place.") from None
+
+
+class Call:
+    """One request, read once: path segments, query, headers, tenant and (for bodies) JSON."""
+
+    __slots__ = ("method", "segments", "params", "headers", "tenant", "media", "content_type", "path",
+                 "payload", "_ctx", "resolver")
+
+    def __init__(self, request: Request, segments: list[str], body: bytes, resolver, allow_geo: bool):
+        self.method = request.method
+        self.segments = segments
+        self.params = request.query_params
+        self.headers = request.headers
+        self.path = request.scope.get("root_path", "") + request.scope["path"]
+        self.resolver = resolver
+        self._ctx = None
+        self.tenant = Broker.check_tenant(self.headers.get("ngsild-tenant"))
+        self.media = negotiate(self.headers.get("accept"), allow_geo)
+        if self.media is None:
+            raise NgsiError("NotAcceptable", f"Cannot answer with {self.headers.get('accept')!r}; accept "
+                            f"{JSON} or {JSON_LD}.")
+        self.payload = None
+        self.content_type = None
+        if self.method in _BODY_METHODS:
+            content_type = self.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type not in (JSON, JSON_LD):
+                raise NgsiError("UnsupportedMediaType", f"Content-Type {content_type or '(none)'!r} is not "
+                                f"supported: send {JSON} (with the @context in a Link header) or {JSON_LD} "
+                                "(with the @context in the body).")
+            self.content_type = content_type
+            self.payload = parse_json(body)
+            if content_type == JSON_LD and self.headers.get("link") and _names_context(self.headers["link"]):
+                raise bad_data("With Content-Type application/ld+json the @context goes in the body, "
+                               "not in a Link header.")
+
+    @property
+    def ctx(self) -> TermMap:
+        """The request's processed @context (Link header, or the body's for one entity)."""
+        if self._ctx is None:
+            if self.content_type == JSON_LD and isinstance(self.payload, dict):
+                self._ctx = self.item_context(self.payload)
+            else:
+                body = self.payload
+                if self.content_type == JSON and isinstance(body, dict) and "@context" in body:
+                    raise bad_data("With Content-Type application/json the @context must be sent in a Link "
+                                   "header; use application/ld+json to put it in the body.")
+                self._ctx = self.resolver.from_link_header(self.headers.get("link"))
+        return self._ctx
+
+    def item_context(self, item) -> TermMap:
+        """The context of one item of a body (ld+json items carry their own @context)."""
+        if self.content_type != JSON_LD:
+            if isinstance(item, dict) and "@context" in item:
+                raise bad_data("With Content-Type application/json the @context must be sent in a Link "
+                               "header; use application/ld+json to put it in the body.")
+            return self.resolver.from_link_header(self.headers.get("link"))
+        if not isinstance(item, dict) or "@context" not in item:
+            raise bad_data("An application/ld+json body must contain its @context (or send application/json "
+                           "with a Link header).")
+        return self.resolver.resolve(item["@context"])
+
+    def options(self) -> set[str]:
+        """The comma-separated ``options`` parameter as a set."""
+        return {option.strip() for option in self.params.get("options", "").split(",") if option.strip()}
+
+    def int_param(self, name: str, default: int | None, minimum: int = 0) -> int | None:
+        """A non-negative integer query parameter; BadRequestData if malformed."""
+        text = self.params.get(name)
+        if text is None:
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise bad_data(f"{name} must be an integer of at least {minimum}, got {text!r}.")
+        return value
+
+
+def _names_context(link: str) -> bool:
+    return "json-ld#context" in link
+
+
+# -- responses ------------------------------------------------------------------------------
+
+def respond(call: Call, payload, status: int = 200, headers: dict | None = None,
+            ctx: TermMap | None = None) -> Response:
+    """A JSON response in the negotiated media type, with its @context in the body or a Link header."""
+    ctx = ctx or call.ctx
+    headers = dict(headers or {})
+    media = call.media
+    if media == JSON_LD:
+        if isinstance(payload, list):
+            payload = [{"@context": ctx.source, **item} if isinstance(item, dict) else item
+                       for item in payload]
+        elif isinstance(payload, dict):
+            payload = {"@context": ctx.source, **payload}
+    elif media == JSON:
+        link = context_link_header(ctx.link_url)
+        headers["Link"] = f"{link}, {headers['Link']}" if "Link" in headers else link
+    return Response(dumps(payload).encode("utf-8"), status, headers=headers, media_type=media)
+
+
+def problem_response(err: NgsiError, headers: dict | None = None) -> Response:
+    """ProblemDetails of an error, as application/problem+json."""
+    return Response(dumps(err.problem()).encode("utf-8"), err.status, headers=headers, media_type=PROBLEM)
+
+
+def _location(kind: str, resource_id: str) -> dict:
+    return {"Location": f"{BASE}/{kind}/{quote(resource_id, safe=':@!$&()*+,;=-._~')}"}
+
+
+def _page_headers(call: Call, offset: int, limit: int, total: int, count: bool) -> dict:
+    headers = {}
+    if count:
+        headers["NGSILD-Results-Count"] = str(total)
+    links = []
+    if limit > 0 and offset + limit < total:
+        links.append(_page_link(call, offset + limit, limit, "next"))
+    if limit > 0 and offset > 0:
+        links.append(_page_link(call, max(0, offset - limit), limit, "prev"))
+    if links:
+        headers["Link"] = ", ".join(links)
+    return headers
+
+
+def _page_link(call: Call, offset: int, limit: int, rel: str) -> str:
+    params = [(key, value) for key, value in call.params.multi_items() if key not in ("offset", "limit")]
+    params += [("limit", str(limit)), ("offset", str(offset))]
+    return f'<{call.path}?{urlencode(params)}>; rel="{rel}"'
+
+
+# -- parameters -----------------------------------------------------------------------------
+
+def _names(text: str, what: str) -> list[str]:
+    names = [name.strip() for name in text.replace("|", ",").split(",")]
+    if not all(names):
+        raise bad_data(f"{what} is an empty name or has an empty item: {text!r}.")
+    return names
+
+
+def entity_query(call: Call, default_limit: int = 20) -> EntityQuery:
+    """The EntityQuery of a GET /entities-like request (clause 5.7.2 / 6.4.3.2)."""
+    params, ctx = call.params, call.ctx
+    query = EntityQuery(limit=call.int_param("limit", default_limit), offset=call.int_param("offset", 0),
+                        count=params.get("count", "false").lower() == "true")
+    if "type" in params:
+        names = _names(params["type"], "type")
+        query.types = tuple(sorted({expand_type(name, ctx, "type") for name in names}))
+    if "id" in params:
+        query.ids = tuple(check_entity_id(i, "id") for i in _names(params["id"], "id"))
+    if "idPattern" in params:
+        query.id_pattern = compile_id_pattern(params["idPattern"])
+    if "attrs" in params:
+        query.attrs = _projection(call)
+    if "q" in params:
+        query.q = parse_q(params["q"], ctx.expand)
+        query.numeric_terms = numeric_prefilter(params["q"], ctx.expand)
+    geoproperty = params.get("geoproperty")
+    query.geo = parse_geoquery(params.get("georel"), params.get("geometry"), params.get("coordinates"),
+                               ctx.expand(check_name(geoproperty, "geoproperty")) if geoproperty else None)
+    return query
+
+
+def temporal_window(call: Call) -> TemporalQuery:
+    """The time window of a temporal request (timerel, timeAt, endTimeAt, lastN, attrs)."""
+    params = call.params
+    timerel = params.get("timerel")
+    window = TemporalQuery(timerel=timerel, last_n=call.int_param("lastN", None, minimum=1))
+    if params.get("timeproperty", "observedAt") != "observedAt":
+        raise bad_data("This broker records history by observedAt only (timeproperty=observedAt).")
+    if timerel is not None:
+        if timerel not in ("before", "after", "between"):
+            raise bad_data(f"timerel must be before, after or between, got {timerel!r}.")
+        if "timeAt" not in params:
+            raise bad_data(f"timerel={timerel} needs timeAt, e.g. timeAt=2024-05-01T00:00:00Z.")
+        window.time_at = canonical_datetime(params["timeAt"], "timeAt")
+        if timerel == "between":
+            if "endTimeAt" not in params:
+                raise bad_data("timerel=between needs endTimeAt as well as timeAt.")
+            window.end_time_at = canonical_datetime(params["endTimeAt"], "endTimeAt")
+            if window.end_time_at <= window.time_at:
+                raise bad_data("endTimeAt must be later than timeAt.")
+    elif "timeAt" in params or "endTimeAt" in params:
+        raise bad_data("timeAt needs timerel (before, after or between).")
+    if "attrs" in params:
+        window.attrs = frozenset(call.ctx.expand(check_name(name, "attrs"))
+                                 for name in _names(params["attrs"], "attrs"))
+    return window
+
+
+def _projection(call: Call) -> frozenset[str] | None:
+    if "attrs" not in call.params:
+        return None
+    names = _names(call.params["attrs"], "attrs")
+    return frozenset(call.ctx.expand(check_name(name, "attrs")) for name in names)
+
+
+def _representation(call: Call) -> tuple[bool, bool]:
+    options = call.options()
+    fmt = call.params.get("format")
+    key_values = "keyValues" in options or "simplified" in options or fmt in ("keyValues", "simplified")
+    return key_values, "sysAttrs" in options
+
+
+def render_temporal(entity, instances: dict, ctx: TermMap, temporal_values: bool, sys_attrs: bool) -> dict:
+    """An entity's temporal representation: instances per attribute, or [value, time] pairs."""
+    out = {"id": entity.id, "type": ctx.compact(entity.type)}
+    for name, items in instances.items():
+        if temporal_values:
+            kind = items[-1][1].get("type", "Property")
+            key = {"Relationship": "objects", "LanguageProperty": "languageMaps"}.get(kind, "values")
+            out[ctx.compact(name)] = {"type": kind, key: [[simplified_value(instance), instance["observedAt"]]
+                                                         for _, instance in items]}
+        else:
+            out[ctx.compact(name)] = [{**compact_attribute(instance, ctx, sys_attrs), "instanceId": iid}
+                                      for iid, instance in items]
+    return out
+
+
+def _feature(entity, ctx: TermMap, key_values: bool, attrs) -> dict:
+    rendered = render_entity(entity, ctx, key_values=key_values, attrs=attrs)
+    location = entity.attrs.get("https://uri.etsi.org/ngsi-ld/location")
+    geometry = location.get("value") if isinstance(location, dict) else None
+    properties = {key: value for key, value in rendered.items() if key != "id"}
+    return {"id": entity.id, "type": "Feature", "geometry": geometry, "properties": properties}
+
+
+# -- handlers -------------------------------------------------------------------------------
+
+class Handlers:
+    """The NGSI-LD operations, one method per (resource, HTTP method)."""
+
+    def __init__(self, broker: Broker):
+        self.broker = broker
+
+    # entities
+    def entities_get(self, call: Call) -> Response:
+        """GET /entities: query entities (5.7.2)."""
+        query = entity_query(call)
+        entities, total = self.broker.query_entities(call.tenant, query)
+        key_values, sys_attrs = _representation(call)
+        headers = _page_headers(call, query.offset, query.limit, total, query.count)
+        projection = query.attrs
+        if call.media == GEO_JSON:
+            features = [_feature(entity, call.ctx, key_values, projection) for entity in entities]
+            return respond(call, {"type": "FeatureCollection", "features": features}, headers=headers)
+        body = [render_entity(entity, call.ctx, key_values=key_values, sys_attrs=sys_attrs, attrs=projection)
+                for entity in entities]
+        return respond(call, body, headers=headers)
+
+    def entities_post(self, call: Call) -> Response:
+        """POST /entities: create an entity (5.6.1)."""
+        entity = self.broker.create_entity(call.tenant, call.payload, call.ctx)
+        return Response(status_code=201, headers=_location("entities", entity.id))
+
+    def entity_get(self, call: Call) -> Response:
+        """GET /entities/{id}: retrieve an entity (5.7.1)."""
+        entity = self.broker.get_entity(call.tenant, call.segments[1])
+        key_values, sys_attrs = _representation(call)
+        if call.media == GEO_JSON:
+            return respond(call, _feature(entity, call.ctx, key_values, _projection(call)))
+        return respond(call, render_entity(entity, call.ctx, key_values=key_values, sys_attrs=sys_attrs,
+                                           attrs=_projection(call)))
+
+    def entity_delete(self, call: Call) -> Response:
+        """DELETE /entities/{id}: delete an entity (5.6.6)."""
+        self.broker.delete_entity(call.tenant, call.segments[1])
+        return Response(status_code=204)
+
+    def _update_response(self, call: Call, result) -> Response:
+        """204 when every attribute was written, else 207 with an UpdateResult."""
+        if not result.not_updated:
+            return Response(status_code=204)
+        body = {"updated": [call.ctx.compact(name) for name in result.updated],
+                "notUpdated": [{"attributeName": call.ctx.compact(name), "reason": reason}
+                               for name, reason in result.not_updated]}
+        return respond(call, body, status=207)
+
+    def attrs_patch(self, call: Call) -> Response:
+        """PATCH /entities/{id}/attrs: update existing attributes (5.6.2)."""
+        result = self.broker.update_attributes(call.tenant, call.segments[1], call.payload, call.ctx,
+                                               append=False)
+        return self._update_response(call, result)
+
+    def attrs_post(self, call: Call) -> Response:
+        """POST /entities/{id}/attrs: append attributes (5.6.3)."""
+        result = self.broker.update_attributes(call.tenant, call.segments[1], call.payload, call.ctx,
+                                               append=True, overwrite="noOverwrite" not in call.options())
+        return self._update_response(call, result)
+
+    def attr_patch(self, call: Call) -> Response:
+        """PATCH /entities/{id}/attrs/{name}: partial attribute update (5.6.4)."""
+        name = check_name(call.segments[3], "attribute name")
+        self.broker.patch_attribute(call.tenant, call.segments[1], call.ctx.expand(name), call.payload,
+                                    call.ctx)
+        return Response(status_code=204)
+
+    def attr_delete(self, call: Call) -> Response:
+        """DELETE /entities/{id}/attrs/{name}: delete an attribute (5.6.5)."""
+        name = check_name(call.segments[3], "attribute name")
+        self.broker.delete_attribute(call.tenant, call.segments[1], call.ctx.expand(name), call.ctx,
+                                     dataset_id=call.params.get("datasetId"),
+                                     delete_all=call.params.get("deleteAll") == "true")
+        return Response(status_code=204)
+
+    def types_get(self, call: Call) -> Response:
+        """GET /types: the entity types present (5.7.5)."""
+        types = [call.ctx.compact(name) for name in self.broker.entity_types(call.tenant)]
+        return respond(call, {"id": "urn:ngsi-ld:EntityTypeList:sscity", "type": "EntityTypeList",
+                              "typeList": types})
+
+    # batch
+    def batch_post(self, call: Call) -> Response:
+        """POST /entityOperations/{create|upsert|update|delete} (5.6.7-5.6.10)."""
+        operation = call.segments[1]
+        if operation not in ("create", "upsert", "update", "delete"):
+            raise not_found(f"There is no batch operation {operation!r}; use create, upsert, update or "
+                            "delete.")
+        items = call.payload
+        if not isinstance(items, list):
+            raise bad_data(f"The body of a batch {operation} must be a JSON array.")
+        if not items:
+            raise bad_data(f"The batch {operation} is empty; send at least one item.")
+        options = call.options()
+        if operation == "upsert" and options & {"replace", "update"} == {"replace", "update"}:
+            raise bad_data("options=replace and options=update exclude each other.")
+        ready, contexts, failed = [], [], []
+        for item in items:
+            try:
+                item_ctx = None if operation == "delete" else call.item_context(item)
+            except NgsiError as err:
+                failed.append({"entityId": item.get("id") if isinstance(item, dict) else str(item),
+                               "error": err.problem()})
+                continue
+            ready.append(item)
+            contexts.append(item_ctx)
+        outcome = self.broker.batch(call.tenant, operation, ready, contexts,
+                                    mode="update" if "update" in options else "replace",
+                                    overwrite="noOverwrite" not in options)
+        errors = failed + outcome.errors
+        if errors:
+            return respond(call, {"success": outcome.success, "errors": errors}, status=207)
+        if operation == "create":
+            return respond(call, outcome.success, status=201)
+        if operation == "upsert" and outcome.created:
+            return respond(call, outcome.created, status=201)
+        return Response(status_code=204)
+
+    # temporal
+    def temporal_get(self, call: Call) -> Response:
+        """GET /temporal/entities: query temporal evolution (5.7.4)."""
+        query = entity_query(call)
+        window = temporal_window(call)
+        found, total = self.broker.temporal_query(call.tenant, query, window)
+        temporal_values = _temporal_values(call)
+        body = [render_temporal(entity, instances, call.ctx, temporal_values, "sysAttrs" in call.options())
+                for entity, instances in found]
+        return respond(call, body, headers=_page_headers(call, query.offset, query.limit, total, query.count))
+
+    def temporal_post(self, call: Call) -> Response:
+        """POST /temporal/entities: create or add to temporal evolution (5.6.11)."""
+        payload = call.payload
+        created = self.broker.temporal_create(call.tenant, payload, call.ctx)
+        if created:
+            return Response(status_code=201, headers=_location("temporal/entities", payload["id"]))
+        return Response(status_code=204)
+
+    def temporal_entity_get(self, call: Call) -> Response:
+        """GET /temporal/entities/{id}: retrieve temporal evolution (5.7.3)."""
+        entity, instances = self.broker.temporal_entity(call.tenant, call.segments[2], temporal_window(call))
+        return respond(call, render_temporal(entity, instances, call.ctx, _temporal_values(call),
+                                             "sysAttrs" in call.options()))
+
+    def temporal_entity_delete(self, call: Call) -> Response:
+        """DELETE /temporal/entities/{id}: forget an entity's history."""
+        self.broker.temporal_delete(call.tenant, call.segments[2])
+        return Response(status_code=204)
+
+    # subscriptions
+    def subscriptions_get(self, call: Call) -> Response:
+        """GET /subscriptions: list subscriptions (5.8.4)."""
+        limit, offset = call.int_param("limit", 20), call.int_param("offset", 0)
+        docs, total = self.broker.list_subscriptions(call.tenant, limit, offset)
+        body = [self.broker.render_subscription(doc, call.ctx) for doc in docs]
+        count = call.params.get("count", "false").lower() == "true"
+        return respond(call, body, headers=_page_headers(call, offset, limit, total, count))
+
+    def subscriptions_post(self, call: Call) -> Response:
+        """POST /subscriptions: create a subscription (5.8.1)."""
+        subscription_id = self.broker.create_subscription(call.tenant, call.payload, call.ctx)
+        return Response(status_code=201, headers=_location("subscriptions", subscription_id))
+
+    def subscription_get(self, call: Call) -> Response:
+        """GET /subscriptions/{id}: retrieve a subscription (5.8.3)."""
+        doc = self.broker.get_subscription(call.tenant, call.segments[1])
+        return respond(call, self.broker.render_subscription(doc, call.ctx))
+
+    def subscription_patch(self, call: Call) -> Response:
+        """PATCH /subscriptions/{id}: update a subscription (5.8.2)."""
+        self.broker.update_subscription(call.tenant, call.segments[1], call.payload, call.ctx)
+        return Response(status_code=204)
+
+    def subscription_delete(self, call: Call) -> Response:
+        """DELETE /subscriptions/{id}: delete a subscription (5.8.5)."""
+        self.broker.delete_subscription(call.tenant, call.segments[1])
+        return Response(status_code=204)
+
+
+def _temporal_values(call: Call) -> bool:
+    fmt = call.params.get("format")
+    return bool(call.options() & {"temporalValues", "simplified", "keyValues"}) or \
+        fmt in ("temporalValues", "simplified", "keyValues")
+
+
+def resource_of(segments: list[str]) -> str | None:
+    """The resource name of an NGSI-LD path (after /ngsi-ld/v1), or None if there is none."""
+    n = len(segments)
+    head = segments[0] if segments else ""
+    if head == "entities":
+        if n == 1:
+            return "entities"
+        if n == 2:
+            return "entity"
+        if segments[2] == "attrs":
+            return "attrs" if n == 3 else ("attr" if n == 4 else None)
+    elif head == "entityOperations" and n == 2:
+        return "batch"
+    elif head == "types" and n == 1:
+        return "types"
+    elif head == "temporal" and n >= 2 and segments[1] == "entities":
+        return "temporal" if n == 2 else ("temporal_entity" if n == 3 else None)
+    elif head == "subscriptions":
+        return "subscriptions" if n == 1 else ("subscription" if n == 2 else None)
+    return None
+
+
+_ROUTES = {
+    "entities": {"GET": "entities_get", "POST": "entities_post"},
+    "entity": {"GET": "entity_get", "DELETE": "entity_delete"},
+    "attrs": {"PATCH": "attrs_patch", "POST": "attrs_post"},
+    "attr": {"PATCH": "attr_patch", "DELETE": "attr_delete"},
+    "batch": {"POST": "batch_post"},
+    "types": {"GET": "types_get"},
+    "temporal": {"GET": "temporal_get", "POST": "temporal_post"},
+    "temporal_entity": {"GET": "temporal_entity_get", "DELETE": "temporal_entity_delete"},
+    "subscriptions": {"GET": "subscriptions_get", "POST": "subscriptions_post"},
+    "subscription": {"GET": "subscription_get", "PATCH": "subscription_patch",
+                     "DELETE": "subscription_delete"},
+}
+_GEO_RESOURCES = ("entities", "entity")
+
+
+def create_app(broker: Broker) -> Starlette:
+    """The Starlette application of ``broker``.
+
+    Parameters
+    ----------
+    broker : Broker
+        The broker whose operations the application serves.
+
+    Returns
+    -------
+    starlette.applications.Starlette
+        An ASGI application: run it with uvicorn (``sscity platform serve``) or call it in
+        process (``sscity.platform.Client``).
+    """
+    handlers = Handlers(broker)
+    methods = {name: {method: getattr(handlers, attr) for method, attr in table.items()}
+               for name, table in _ROUTES.items()}
+
+    async def ngsi(request: Request) -> Response:
+        body = await request.body() if request.method in _BODY_METHODS else b""
+        return dispatch(request, body)
+
+    def dispatch(request: Request, body: bytes) -> Response:
+        raw = request.scope.get("raw_path") or request.scope["path"].encode("utf-8")
+        try:
+            parts = raw.decode("utf-8").split("/")[3:]
+            segments = [unquote(part) for part in parts]
+        except UnicodeDecodeError:
+            return problem_response(bad_data("The path is not valid UTF-8."))
+        if segments and segments[-1] == "":
+            segments.pop()
+        if segments == ["version"] and request.method == "GET":
+            return version_response()
+        resource = resource_of(segments)
+        if resource is None:
+            return problem_response(not_found(f"There is no NGSI-LD resource at {request.url.path}. "
+                                              f"Paths start with {BASE}/entities, /entityOperations, "
+                                              "/temporal/entities or /subscriptions."))
+        table = methods[resource]
+        handler = table.get(request.method)
+        if handler is None:
+            return problem_response(NgsiError("MethodNotAllowed", f"{request.method} is not allowed on "
+                                              f"{request.url.path}; use {', '.join(table)}."),
+                                    headers={"Allow": ", ".join(table)})
+        try:
+            call = Call(request, segments, body, broker.contexts, resource in _GEO_RESOURCES)
+            return handler(call)
+        except NgsiError as err:
+            return problem_response(err)
+        except Exception:  # a bug: report it as ProblemDetails, never as a bare traceback
+            _log.exception("internal error on %s %s", request.method, request.url.path)
+            return problem_response(NgsiError(
+                "InternalError", "The broker failed on this request; this is a bug in sscity.platform. "
+                "Please report the request that caused it."))
+
+    def version_response() -> Response:
+        return Response(dumps({"broker": "sscity embedded NGSI-LD broker", "version": VERSION,
+                               "ngsi-ld": "1.8 (course subset)",
+                               "database": broker.store.path}).encode(), media_type=JSON)
+
+    async def version(request: Request) -> Response:
+        return version_response()
+
+    async def health(request: Request) -> Response:
+        return Response(b'{"status":"UP"}', media_type=JSON)
+
+    async def inbox(request: Request) -> Response:
+        name = request.path_params["name"]
+        if request.method == "DELETE":
+            broker.notifier.clear_inbox(name)
+            return Response(status_code=204)
+        return Response(dumps(broker.notifier.inbox(name)).encode("utf-8"), media_type=JSON)
+
+    every_method = ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"]
+    routes = [  # the NGSI-LD route first: it takes almost every request
+        Route(BASE + "/{rest:path}", ngsi, methods=every_method),
+        Route("/version", version, methods=["GET"]),
+        Route("/actuator/health", health, methods=["GET"]),
+        Route("/sscity/inbox/{name}", inbox, methods=["GET", "DELETE"]),
+    ]
+    async def no_route(request: Request, exc) -> Response:
+        # Paths no route matches (including ones Starlette's patterns cannot, such as a
+        # percent-encoded newline) still get a ProblemDetails answer.
+        if exc.status_code == 405:
+            return problem_response(NgsiError("MethodNotAllowed", f"{request.method} is not allowed on "
+                                              f"{request.url.path}."))
+        return problem_response(not_found(f"There is no resource at {request.url.path!r}."))
+
+    app = Starlette(routes=routes, exception_handlers={404: no_route, 405: no_route})
+    app.state.broker = broker
+    return app

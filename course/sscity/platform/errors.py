@@ -1,0 +1,83 @@
+"""NGSI-LD errors (ETSI GS CIM 009, clause 6.3.2) as one exception class.
+
+Every failure inside the broker raises :class:`NgsiError`; the HTTP layer turns it into an
+``application/problem+json`` body ``{type, title, status, detail}``. Keeping one class with a
+``kind`` (the last part of the ProblemDetails type URI) keeps handlers small and makes it
+impossible to invent an error type the specification does not have.
+"""
+
+from __future__ import annotations
+
+ERROR_BASE = "https://uri.etsi.org/ngsi-ld/errors/"
+
+#: ProblemDetails kind -> (HTTP status, title). Clause 6.3.2 of the specification.
+ERROR_KINDS: dict[str, tuple[int, str]] = {
+    "InvalidRequest": (400, "Invalid request"),
+    "BadRequestData": (400, "Bad request data"),
+    "AlreadyExists": (409, "Already exists"),
+    "OperationNotSupported": (422, "Operation not supported"),
+    "ResourceNotFound": (404, "Resource not found"),
+    "InternalError": (500, "Internal error"),
+    "TooComplexQuery": (403, "Too complex query"),
+    "TooManyResults": (403, "Too many results"),
+    "LdContextNotAvailable": (503, "@context not available"),
+    "NoMultiTenantSupport": (501, "No multi-tenant support"),
+    "NonexistentTenant": (404, "Nonexistent tenant"),
+    # Media-type errors (clause 6.3.4) have no ProblemDetails type of their own in the
+    # specification; they reuse InvalidRequest with the HTTP status the clause asks for.
+    "UnsupportedMediaType": (415, "Unsupported media type"),
+    "NotAcceptable": (406, "Not acceptable"),
+    "MethodNotAllowed": (405, "Method not allowed"),
+}
+
+# The media-type and method errors are reported with the InvalidRequest type URI.
+_TYPE_ALIASES = {"UnsupportedMediaType": "InvalidRequest", "NotAcceptable": "InvalidRequest",
+                 "MethodNotAllowed": "InvalidRequest"}
+
+
+class NgsiError(Exception):
+    """A failed NGSI-LD operation, reported to the caller as ProblemDetails.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`ERROR_KINDS`, e.g. ``"BadRequestData"``.
+    detail : str
+        What was wrong and what to do, in words a student understands.
+    status : int, optional
+        Overrides the kind's usual HTTP status (e.g. 504 for a context that timed out).
+    """
+
+    def __init__(self, kind: str, detail: str, status: int | None = None):
+        if kind not in ERROR_KINDS:
+            raise ValueError(f"unknown NGSI-LD error kind {kind!r}")
+        default_status, self.title = ERROR_KINDS[kind]
+        self.kind = kind
+        self.status = status or default_status
+        self.detail = detail
+        super().__init__(f"{kind}: {detail}")
+
+    @property
+    def type_uri(self) -> str:
+        """The ProblemDetails ``type``, e.g. ``https://uri.etsi.org/ngsi-ld/errors/BadRequestData``."""
+        return ERROR_BASE + _TYPE_ALIASES.get(self.kind, self.kind)
+
+    def problem(self) -> dict:
+        """The ProblemDetails body (RFC 7807) of this error."""
+        return {"type": self.type_uri, "title": self.title, "status": self.status,
+                "detail": self.detail}
+
+
+def bad_data(detail: str) -> NgsiError:
+    """A 400 BadRequestData error (the request was well-formed JSON but its content is wrong)."""
+    return NgsiError("BadRequestData", detail)
+
+
+def invalid_request(detail: str) -> NgsiError:
+    """A 400 InvalidRequest error (the request itself could not be read, e.g. malformed JSON)."""
+    return NgsiError("InvalidRequest", detail)
+
+
+def not_found(detail: str) -> NgsiError:
+    """A 404 ResourceNotFound error."""
+    return NgsiError("ResourceNotFound", detail)
