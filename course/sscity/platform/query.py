@@ -22,6 +22,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from .errors import NgsiError, bad_data
+from .model import simplified_value
 from .timeutil import maybe_datetime
 
 MAX_Q_LENGTH = 4000
@@ -324,19 +325,11 @@ def _attribute_getter(path_text: str, expand, reader: _Reader):
 
 
 def _attribute_value(attribute: dict):
-    kind = attribute.get("type")
-    if kind == "Relationship":
-        return attribute.get("object")
-    if kind == "LanguageProperty":
+    """The value a query compares: keyValues form, a language map's texts, ``@value`` unwrapped."""
+    if attribute.get("type") == "LanguageProperty":
         language_map = attribute.get("languageMap")
         return list(language_map.values()) if isinstance(language_map, dict) else None
-    if kind == "JsonProperty":
-        return attribute.get("json")
-    if kind == "VocabProperty":
-        return attribute.get("vocab")
-    if kind == "ListProperty":
-        return attribute.get("valueList")
-    value = attribute.get("value")
+    value = simplified_value(attribute)
     if isinstance(value, dict) and "@value" in value:
         return value["@value"]
     return value
