@@ -190,6 +190,7 @@ def write_manifest(root: Path | None = None) -> Path:
 
 # Loaders read through dataset_path, defined above.
 from .loaders import (  # noqa: E402
+    load_city_sensors,
     load_districts,
     load_landmarks,
     load_mailed_sample,
@@ -199,6 +200,7 @@ from .loaders import (  # noqa: E402
 )
 
 __all__ += [
+    "load_city_sensors",
     "load_districts",
     "load_landmarks",
     "load_mailed_sample",

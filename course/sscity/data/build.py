@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import datasets_dir
+from .citysensors import CITY_SENSORS_FILES, CITY_SENSORS_SEED, write_city_sensors
 from .happiness import SURVEY_SEED, write_survey
 from .sidewalks import SIDEWALKS_SEED, write_sidewalks
 from .tsukuba import REGISTER_SEED, write_districts_geojson, write_register
@@ -45,6 +46,8 @@ GENERATED = (
               lambda folder: write_districts_geojson(folder / "districts.geojson"), None),
     Generated("tsukuba-sidewalks", ("nodes.geojson", "edges.geojson"),
               lambda folder: write_sidewalks(folder, SIDEWALKS_SEED), SIDEWALKS_SEED),
+    Generated("tsukuba-city-sensors", CITY_SENSORS_FILES,
+              lambda folder: write_city_sensors(folder, CITY_SENSORS_SEED), CITY_SENSORS_SEED),
 )
 
 

@@ -14,7 +14,9 @@ from .tsukuba import AGE_GROUPS, DISTRICTS
 
 __all__ = [
     "AGE_GROUPS",
+    "CITY_SENSOR_TABLES",
     "DISTRICT_CODES",
+    "load_city_sensors",
     "load_districts",
     "load_landmarks",
     "load_mailed_sample",
@@ -83,3 +85,28 @@ def load_stations():
 def load_landmarks():
     """Landmarks (the University of Tsukuba main campus, approximate) as a GeoDataFrame."""
     return _points("landmarks.csv")
+
+
+CITY_SENSOR_TABLES = ("facilities", "air_quality", "crowd_flow", "parking_spots", "bookings")
+
+
+def load_city_sensors(table: str) -> pd.DataFrame:
+    """One table of the SYNTHETIC city-platform data of module 02 (``tsukuba-city-sensors``).
+
+    Parameters
+    ----------
+    table : {"facilities", "air_quality", "crowd_flow", "parking_spots", "bookings"}
+        ``bookings`` holds invented *personal* data (pseudonymous clinic bookings) for the
+        consent exercises; never publish it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As stored: times are ISO 8601 strings in UTC (what NGSI-LD's ``observedAt`` takes),
+        positions are ``lon`` and ``lat`` in WGS 84.
+    """
+    if table not in CITY_SENSOR_TABLES:
+        raise ValueError(f"Unknown table {table!r}; choose one of {list(CITY_SENSOR_TABLES)}. "
+                         f"/ 不明な表 {table!r} です。{list(CITY_SENSOR_TABLES)} から選んでください。")
+    return pd.read_csv(dataset_path("tsukuba-city-sensors", f"{table}.csv"),
+                       dtype={"observed_at": str, "start_at": str})
