@@ -19,6 +19,11 @@ package implements the subset the course uses, offline, on SQLite:
   an embedded broker on a file, ``Client(url=...)`` or the environment variable
   ``SSCITY_BROKER_URL`` to any NGSI-LD broker over HTTP (see ``ORION-LD.md``). Failures
   raise :class:`BrokerError` with the broker's ProblemDetails and a hint.
+- :mod:`.consent`: :class:`ConsentLedger` (dynamic opt-in with a tamper-evident,
+  hash-chained log) and :func:`gated_get` (read a resident's entity for a recipient only
+  while consent stands; every decision logged).
+- :mod:`.opendata`: :func:`export_geojson` and :func:`export_csv` publish entities with
+  their licence (CSV on the Web metadata beside the CSV) and refuse personal data.
 - Notifications go to http(s) endpoints in the background, or to in-process inboxes
   (endpoint ``sscity:inbox/<name>``, read with ``Client.notifications(name)``).
 
@@ -39,13 +44,16 @@ Example
 from .app import create_app
 from .broker import Broker
 from .client import BatchResult, BrokerError, Client, EntityList, UpdateResult, embedded_broker, to_dataframe
+from .consent import ConsentError, ConsentLedger, ConsentRecord, gated_get
 from .context import CORE_CONTEXT_URL, COURSE_CONTEXT_URL
 from .errors import NgsiError
 from .notify import INBOX_SCHEME
+from .opendata import LICENCES, export_csv, export_geojson, flatten_entity
 from .server import serve
 
 __all__ = [
-    "COURSE_CONTEXT_URL", "CORE_CONTEXT_URL", "INBOX_SCHEME", "BatchResult", "Broker", "BrokerError",
-    "Client", "EntityList", "NgsiError", "UpdateResult", "create_app", "embedded_broker", "serve",
-    "to_dataframe",
+    "COURSE_CONTEXT_URL", "CORE_CONTEXT_URL", "INBOX_SCHEME", "LICENCES", "BatchResult", "Broker",
+    "BrokerError", "Client", "ConsentError", "ConsentLedger", "ConsentRecord", "EntityList",
+    "NgsiError", "UpdateResult", "create_app", "embedded_broker", "export_csv", "export_geojson",
+    "flatten_entity", "gated_get", "serve", "to_dataframe",
 ]
