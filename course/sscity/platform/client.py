@@ -641,6 +641,11 @@ class Client:
                  temporal_values: bool = False, limit: int | None = None, offset: int | None = None):
         """History of attribute values recorded with ``observedAt`` (5.7.3 / 5.7.4).
 
+        Every write that carries ``observedAt`` adds one instance, even for a time already
+        recorded (as Orion-LD's TRoE does): replaying a feed twice doubles its history, so
+        delete the entities before a replay. Times come back with milliseconds
+        (``2024-05-01T09:00:00.000Z``).
+
         Parameters
         ----------
         entity_id : str, optional
