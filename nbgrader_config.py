@@ -20,6 +20,9 @@ c.CourseDirectory.ignore = [
     "__pycache__",
     "feedback",
     "known-wrong.toml",
+    # what notebooks write beside themselves when an author runs them in solutions/
+    "open-data",
+    "m02-output",
 ]
 
 # A cell that runs longer than this is stopped and fails its test.

@@ -176,6 +176,22 @@ def test_subscriptions_and_inbox_notifications(client):
         client.subscribe("AirQualityObserved")  # neither endpoint nor inbox
 
 
+def test_inboxes_belong_to_their_tenant(tmp_path):
+    """A tenant's notifications (possibly personal data) are not readable from another tenant."""
+    db = tmp_path / "tenants.db"
+    with Client(db=db, tenant="city") as city, Client(db=db, tenant="operator") as operator, \
+            Client(db=db) as default:
+        city.subscribe("AirQualityObserved", inbox="shared")
+        operator.subscribe("AirQualityObserved", inbox="shared")
+        city.create(air_quality(1))
+        assert len(city.notifications("shared")) == 1
+        assert operator.notifications("shared") == [] and default.notifications("shared") == []
+        operator.create(air_quality(2))
+        assert [n["data"][0]["id"] for n in operator.notifications("shared", clear=True)] == [
+            "urn:ngsi-ld:AirQualityObserved:002"]
+        assert len(city.notifications("shared")) == 1  # clearing one tenant's inbox leaves the other's
+
+
 def test_to_dataframe_from_normalized_and_key_values(client):
     client.batch_create([air_quality(n, no2=float(n), lon=140.0 + n) for n in range(3)])
     for entities in (client.query(type="AirQualityObserved"), client.query(type="AirQualityObserved",

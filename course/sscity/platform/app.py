@@ -638,10 +638,14 @@ def create_app(broker: Broker) -> Starlette:
 
     async def inbox(request: Request) -> Response:
         name = request.path_params["name"]
+        try:
+            tenant = Broker.check_tenant(request.headers.get("ngsild-tenant"))
+        except NgsiError as error:
+            return problem_response(error)
         if request.method == "DELETE":
-            broker.notifier.clear_inbox(name)
+            broker.notifier.clear_inbox(name, tenant)
             return Response(status_code=204)
-        return Response(dumps(broker.notifier.inbox(name)).encode("utf-8"), media_type=JSON)
+        return Response(dumps(broker.notifier.inbox(name, tenant)).encode("utf-8"), media_type=JSON)
 
     every_method = ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"]
     routes = [  # the NGSI-LD route first: it takes almost every request

@@ -4,8 +4,9 @@ An endpoint ``uri`` of a subscription is either
 
 - ``http://...`` / ``https://...``: the notification is POSTed by a background thread
   (httpx, short timeout), so a slow or dead endpoint never delays a write; or
-- ``sscity:inbox/<name>``: the notification is kept in memory in the inbox ``<name>``
-  (the newest :data:`INBOX_SIZE`), readable with ``Client.notifications(name)`` or
+- ``sscity:inbox/<name>``: the notification is kept in memory in the inbox ``<name>`` of the
+  subscription's tenant (the newest :data:`INBOX_SIZE`; another tenant's inbox of the same
+  name is a different one, as its entities are), readable with ``Client.notifications(name)`` or
   ``GET /sscity/inbox/<name>``. Notebooks test subscriptions this way without a web server.
   Inboxes live in the broker's process and are not persisted. Other brokers (Orion-LD)
   do not know this scheme.
@@ -44,7 +45,7 @@ class Notifier:
     def __init__(self, timeout_s: float = 2.0, queue_size: int = 10_000):
         self.timeout_s = timeout_s
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
-        self._inboxes: dict[str, collections.deque] = {}
+        self._inboxes: dict[tuple[str, str], collections.deque] = {}  # (tenant, name)
         self._stats: dict[str, dict] = {}
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
@@ -59,8 +60,8 @@ class Notifier:
         uri = endpoint["uri"]
         if uri.startswith(INBOX_SCHEME):
             name = uri[len(INBOX_SCHEME):]
-            with self._lock:
-                box = self._inboxes.setdefault(name, collections.deque(maxlen=INBOX_SIZE))
+            with self._lock:  # each tenant's inboxes are its own, like its entities
+                box = self._inboxes.setdefault((tenant or "", name), collections.deque(maxlen=INBOX_SIZE))
                 box.append(notification)
             self._record(subscription_id, ok=True)
             return
@@ -140,15 +141,15 @@ class Notifier:
 
     # -- inboxes and statistics ---------------------------------------------------------
 
-    def inbox(self, name: str) -> list[dict]:
-        """Notifications received by the inbox ``name``, oldest first."""
+    def inbox(self, name: str, tenant: str = "") -> list[dict]:
+        """Notifications received by the inbox ``name`` of ``tenant``, oldest first."""
         with self._lock:
-            return list(self._inboxes.get(name, ()))
+            return list(self._inboxes.get((tenant or "", name), ()))
 
-    def clear_inbox(self, name: str) -> int:
-        """Empty the inbox ``name``; returns how many notifications it held."""
+    def clear_inbox(self, name: str, tenant: str = "") -> int:
+        """Empty the inbox ``name`` of ``tenant``; returns how many notifications it held."""
         with self._lock:
-            box = self._inboxes.pop(name, None)
+            box = self._inboxes.pop((tenant or "", name), None)
         return len(box) if box else 0
 
     def stats(self, subscription_id: str) -> dict:

@@ -1,0 +1,135 @@
+"""Module 02: the assignment gives identical results on two runs in fresh kernels.
+
+The solution notebook (with its hidden tests) is executed twice with nbclient, each time in a
+fresh kernel whose working folder is a new temporary directory. Every text output (streams,
+``text/plain`` results) must be identical, and so must every value the student computes,
+read at full precision by a probe cell appended to the notebook: the entity of a reading, the
+provisioning result and the free-spot counts, the geo-query, the daily NO2 maxima from the
+temporal API, the crowding alerts, the federated nearest parking spots, the consent decisions
+with the ledger's hash chain, and the bytes of the open-data file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import nbformat
+import pytest
+from conftest import ROOT
+from nbclient import NotebookClient
+
+pytestmark = pytest.mark.slow
+
+NOTEBOOK = ROOT / "solutions" / "02-data-platform" / "assignment.ipynb"
+MARKER = "M02-VALUES "
+
+# Appended to the notebook after the last cell; reads every value the student defines.
+PROBE = r'''
+import hashlib as _hashlib
+import json as _json
+
+_values = {
+    "entity": make_air_quality_entity(air_quality.iloc[0]),
+    "entity_aq04": make_air_quality_entity(air_quality[air_quality["sensor_id"] == "aq-04"].iloc[30]),
+    "refused": list(refused),
+    "free_now": {site: int(count) for site, count in free_now.items()},
+    "parking_in_broker": parking_client.count(type="ParkingSpot"),
+    "near_station": list(near_station),
+    "near_kenkyu": accessible_near(geo_client, (140.0824, 36.0821), 1500),
+    "no2_max_may3": {key: float(value) for key, value in no2_max_may3.items()},
+    "no2_max_may2": {key: float(value) for key, value in daily_max_no2(air_client, "2024-05-02").items()},
+    "alerts": [[entity_id, str(observed_at)] for entity_id, observed_at in alerts],
+    "station_parking": {key: [value[0], float(value[1])] for key, value in station_parking.items()},
+    "consent_decisions": list(consent_decisions),
+    "consent_chain": [record.hash for record in consent_ledger.records],
+    "ledger_file": _hashlib.sha256(Path(ledger_path).read_bytes()).hexdigest(),
+    "open_data": _hashlib.sha256(Path(open_path).read_bytes()).hexdigest(),
+    "open_features": len(_json.loads(Path(open_path).read_text(encoding="utf-8"))["features"]),
+}
+print("M02-VALUES " + _json.dumps(_values, sort_keys=True, ensure_ascii=False))
+'''
+
+# Run-to-run noise that is not a result: memory addresses and wall-clock timings (%time).
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
+_TIMING = re.compile(r"(CPU times|Wall time):.*")
+
+
+def _normalise(text: str) -> str:
+    return _TIMING.sub("<time>", _ADDRESS.sub("0x…", text))
+
+
+def _run(folder):
+    folder.mkdir()
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(PROBE))
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    return nb
+
+
+def _texts(nb) -> list[tuple[int, str, str]]:
+    """(cell index, output kind, normalised text) of every text output, in order.
+
+    A cell's stream output is joined per stream before comparing: the kernel may flush it in
+    chunks that differ from run to run.
+    """
+    found = []
+    for index, cell in enumerate(nb.cells):
+        streams: dict[str, str] = {}
+        for output in cell.get("outputs", []):
+            if output["output_type"] == "stream":
+                streams[output["name"]] = streams.get(output["name"], "") + output["text"]
+            elif output["output_type"] in ("execute_result", "display_data"):
+                if "text/plain" in output.get("data", {}):
+                    found.append((index, "text/plain", _normalise(output["data"]["text/plain"])))
+            elif output["output_type"] == "error":
+                found.append((index, "error", f"{output['ename']}: {output['evalue']}"))
+        for name, text in sorted(streams.items()):
+            found.append((index, name, _normalise(text)))
+    return found
+
+
+def _values(nb) -> dict:
+    text = "".join(output["text"] for output in nb.cells[-1].get("outputs", [])
+                   if output["output_type"] == "stream" and output["name"] == "stdout")
+    lines = [line for line in text.splitlines() if line.startswith(MARKER)]
+    assert len(lines) == 1, "the probe cell printed no values"
+    return json.loads(lines[0][len(MARKER):])
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("module02")
+    return _run(base / "first"), _run(base / "second")
+
+
+def test_assignment_runs_without_errors(two_runs):
+    for nb in two_runs:
+        errors = [(index, text) for index, kind, text in _texts(nb) if kind == "error"]
+        assert not errors, errors
+
+
+def test_text_outputs_are_identical_on_two_runs(two_runs):
+    first, second = (_texts(nb) for nb in two_runs)
+    assert len(first) == len(second)
+    for a, b in zip(first, second, strict=True):
+        assert a == b, f"cell {a[0]} ({a[1]}) differs between runs:\n{a[2][:500]}\n---\n{b[2][:500]}"
+
+
+def test_student_values_are_identical_on_two_runs(two_runs):
+    first, second = (_values(nb) for nb in two_runs)
+    assert first == second  # exact: floats at full precision, files and hash chains byte for byte
+    # and they are the values the module is about
+    assert first["entity"]["location"]["value"]["coordinates"][0] > 140  # [lon, lat]
+    assert first["entity"]["no2"]["unitCode"] == "GQ"
+    assert first["refused"] == [f"urn:ngsi-ld:ParkingSpot:{s}-99" for s in ("site-avenue", "site-center")]
+    assert first["parking_in_broker"] == 64
+    assert first["near_station"] == [f"urn:ngsi-ld:PublicFacility:facility-00{n}" for n in (2, 5, 9)]
+    assert first["no2_max_may3"]["urn:ngsi-ld:AirQualityObserved:aq-01"] == 29.2  # the JST day
+    assert len(first["alerts"]) == 6
+    assert {a[0] for a in first["alerts"]} == {"urn:ngsi-ld:CrowdFlowObserved:cf-01"}
+    assert set(first["station_parking"]) == set(first["near_station"])
+    assert first["consent_decisions"] == ["allowed", "denied", "denied", "denied", "allowed", "denied",
+                                          "allowed", "denied"]
+    assert first["open_features"] == 21
