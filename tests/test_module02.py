@@ -7,6 +7,12 @@ read at full precision by a probe cell appended to the notebook: the entity of a
 provisioning result and the free-spot counts, the geo-query, the daily NO2 maxima from the
 temporal API, the crowding alerts, the federated nearest parking spots, the consent decisions
 with the ledger's hash chain, and the bytes of the open-data file.
+
+The same notebooks must run unchanged against a broker over HTTP when an instructor points
+them at one (``SSCITY_BROKER_URL``): the assignment runs twice against one persistent
+``sscity platform serve`` (a shared broker keeps tenants between kernels) and gives the
+embedded run's values; the lesson runs there for two students told apart by
+``SSCITY_TENANT_PREFIX``.
 """
 
 from __future__ import annotations
@@ -59,10 +65,11 @@ def _normalise(text: str) -> str:
     return _TIMING.sub("<time>", _ADDRESS.sub("0x…", text))
 
 
-def _run(folder):
+def _run(folder, notebook=NOTEBOOK, probe=True):
     folder.mkdir()
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell(PROBE))
+    nb = nbformat.read(notebook, as_version=4)
+    if probe:
+        nb.cells.append(nbformat.v4.new_code_cell(PROBE))
     NotebookClient(nb, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": str(folder)}}).execute()
     return nb
@@ -133,3 +140,23 @@ def test_student_values_are_identical_on_two_runs(two_runs):
     assert first["consent_decisions"] == ["allowed", "denied", "denied", "denied", "allowed", "denied",
                                           "allowed", "denied"]
     assert first["open_features"] == 21
+
+
+def test_the_module_runs_unchanged_against_a_shared_broker_over_http(two_runs, tmp_path, monkeypatch):
+    from platform_support import start_server, stop_server
+
+    proc, url = start_server(tmp_path / "shared.db")
+    try:
+        monkeypatch.setenv("SSCITY_BROKER_URL", url)  # inherited by the kernels nbclient starts
+        runs = [_run(tmp_path / f"assignment-{n}") for n in (1, 2)]
+        for student in ("student-a", "student-b"):
+            monkeypatch.setenv("SSCITY_TENANT_PREFIX", student)
+            runs.append(_run(tmp_path / f"lesson-{student}", NOTEBOOK.with_name("lesson.ipynb"), probe=False))
+    finally:
+        stop_server(proc)
+    for nb in runs:
+        errors = [(index, text) for index, kind, text in _texts(nb) if kind == "error"]
+        assert not errors, errors
+    embedded = _values(two_runs[0])
+    for nb in runs[:2]:
+        assert _values(nb) == embedded

@@ -176,6 +176,27 @@ def test_subscriptions_and_inbox_notifications(client):
         client.subscribe("AirQualityObserved")  # neither endpoint nor inbox
 
 
+def test_tenant_prefix_gives_each_user_their_own_data_spaces(tmp_path, monkeypatch):
+    """On a class's shared broker, SSCITY_TENANT_PREFIX keeps students' tenants apart."""
+    db = tmp_path / "shared.db"
+    monkeypatch.setenv("SSCITY_TENANT_PREFIX", "alice")
+    alice = Client(db=db, tenant="a02-geo")
+    assert alice.tenant == "a02-geo" and alice.tenant_header == "alice-a02-geo"
+    assert "sent as 'alice-a02-geo'" in repr(alice)
+    alice.create(air_quality(1))
+    assert Client(db=db).tenant_header == "alice"
+    monkeypatch.setenv("SSCITY_TENANT_PREFIX", "bob")
+    bob = Client(db=db, tenant="a02-geo")
+    with pytest.raises(BrokerError) as caught:  # bob's a02-geo is not alice's
+        bob.get(ENTITY)
+    assert caught.value.kind == "NonexistentTenant"
+    monkeypatch.delenv("SSCITY_TENANT_PREFIX")
+    assert Client(db=db, tenant="alice-a02-geo").get(ENTITY)["id"] == ENTITY
+    monkeypatch.setenv("SSCITY_TENANT_PREFIX", "alice smith")
+    with pytest.raises(ValueError, match="SSCITY_TENANT_PREFIX"):
+        Client(db=db)
+
+
 def test_inboxes_belong_to_their_tenant(tmp_path):
     """A tenant's notifications (possibly personal data) are not readable from another tenant."""
     db = tmp_path / "tenants.db"

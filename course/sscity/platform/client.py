@@ -32,6 +32,7 @@ import datetime as _dt
 import json
 import math
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,6 +273,16 @@ def _time(value) -> str | None:
     return _json_default(value)
 
 
+def _tenant_header(tenant: str | None, prefix: str | None) -> str | None:
+    """The NGSILD-Tenant header for ``tenant`` under an optional per-user ``prefix``."""
+    if prefix and not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", prefix):
+        raise ValueError(f"SSCITY_TENANT_PREFIX={prefix!r}: use 1-40 letters, digits, '_' or '-' "
+                         "(it becomes part of every tenant name).")
+    if prefix:
+        return f"{prefix}-{tenant}" if tenant else prefix
+    return tenant or None
+
+
 class Client:
     """Talk NGSI-LD to the embedded broker or to any broker by URL.
 
@@ -281,7 +292,10 @@ class Client:
         Broker base URL, e.g. ``http://localhost:1026``. None: ``db`` if given, else the
         environment variable ``SSCITY_BROKER_URL``, else the embedded in-memory broker.
     tenant : str, optional
-        Sent as the ``NGSILD-Tenant`` header (a separate data space).
+        Sent as the ``NGSILD-Tenant`` header (a separate data space). When the environment
+        variable ``SSCITY_TENANT_PREFIX`` is set (e.g. to the student's login on a class's
+        shared broker), the header is ``<prefix>-<tenant>`` (or ``<prefix>`` alone for
+        no tenant), so that every student's notebook works in data spaces of their own.
     context : str, optional
         URL of the ``@context`` for names (default: ``SSCITY_CONTEXT_URL`` or the course
         context). A URL because GET requests can only name a context in a Link header.
@@ -315,11 +329,12 @@ class Client:
                             "context by URL). To send an inline context, put \"@context\" in the entity.")
         self.context = context
         self.tenant = tenant
+        self.tenant_header = _tenant_header(tenant, os.environ.get("SSCITY_TENANT_PREFIX") or None)
         self.embedded = None
         self._link = context_link_header(context)
         headers = {"Accept": "application/json"}
-        if tenant:
-            headers["NGSILD-Tenant"] = tenant
+        if self.tenant_header:
+            headers["NGSILD-Tenant"] = self.tenant_header
         temporal_url = temporal_url or (os.environ.get("SSCITY_TEMPORAL_URL") if url else None) or None
         self._temporal_base = temporal_url.rstrip("/") if temporal_url else ""
         if url is not None:
@@ -333,7 +348,8 @@ class Client:
 
     def __repr__(self) -> str:
         where = f"embedded broker ({self.embedded.store.path})" if self.embedded else self.url
-        return f"Client({where}, tenant={self.tenant!r})"
+        shown = f", sent as {self.tenant_header!r}" if self.tenant_header != self.tenant else ""
+        return f"Client({where}, tenant={self.tenant!r}{shown})"
 
     def __enter__(self) -> Client:
         return self
