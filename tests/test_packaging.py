@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 import yaml
@@ -78,6 +80,19 @@ def test_unknown_module_gets_a_clear_error():
     assert "No module 99-nonexistent" in done.stderr
 
 
+def _processes_in_group(group: int) -> list[int]:
+    """Live processes of the process group ``group`` (Linux /proc), zombies excluded."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
 @pytest.mark.slow
 def test_sscity_lab_serves_jupyterlab_on_modules(tmp_path):
     import socket
@@ -91,7 +106,8 @@ def test_sscity_lab_serves_jupyterlab_on_modules(tmp_path):
     server = subprocess.Popen(
         [sys.executable, "-m", "sscity", "lab", "--no-browser", f"--port={port}",
          "--ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password="],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -107,5 +123,10 @@ def test_sscity_lab_serves_jupyterlab_on_modules(tmp_path):
         assert "00-orientation" in names  # the server's root is modules/
         assert "solutions" not in names
     finally:
-        server.terminate()
+        server.terminate()  # `sscity lab` has become JupyterLab: this stops the server itself
         server.wait(timeout=30)
+        time.sleep(0.5)
+        leftovers = _processes_in_group(server.pid)
+        for pid in leftovers:
+            os.kill(pid, signal.SIGKILL)
+    assert not leftovers, f"`sscity lab` left JupyterLab processes running: {leftovers}"

@@ -211,7 +211,12 @@ def _cmd_lab(args) -> int:
     if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in command:
         # Containers often run as root; JupyterLab refuses that unless told.
         command.append("--allow-root")
-    print("Starting JupyterLab on modules/ (stop it with Ctrl+C) ...")
+    print("Starting JupyterLab on modules/ (stop it with Ctrl+C) ...", flush=True)
+    if os.name == "posix":
+        # Become JupyterLab rather than wait for it: a signal that stops `sscity lab` then
+        # stops the server itself and leaves no orphan JupyterLab behind.
+        os.chdir(root)
+        os.execv(sys.executable, command)
     return subprocess.call(command, cwd=root, env=os.environ.copy())
 
 
