@@ -8,11 +8,10 @@ set to a new temporary directory (so files the lesson writes land there).
 
 from __future__ import annotations
 
-import nbformat
 import pytest
 from conftest import ROOT
-from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from notebook_runs import errors, execute
 
 pytestmark = pytest.mark.slow
 
@@ -22,16 +21,11 @@ LESSONS = sorted(ROOT.glob("solutions/*/lesson.ipynb"))
 @pytest.mark.parametrize("lesson", LESSONS, ids=[path.parent.name for path in LESSONS])
 def test_lesson_runs_top_to_bottom_in_a_fresh_kernel(lesson, tmp_path, monkeypatch):
     monkeypatch.delenv("SSCITY_BROKER_URL", raising=False)  # the embedded broker, as on a laptop
-    notebook = nbformat.read(lesson, as_version=4)
-    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
     try:
-        client.execute()
+        notebook = execute(lesson, tmp_path, timeout=600)
     except CellExecutionError as error:
         pytest.fail(f"{lesson.relative_to(ROOT)} stopped with an error:\n{error}")
-    errors = [output for cell in notebook.cells if cell.cell_type == "code"
-              for output in cell.get("outputs", []) if output.get("output_type") == "error"]
-    assert not errors, errors
+    assert not errors(notebook), errors(notebook)
 
 
 def test_every_module_has_a_lesson():

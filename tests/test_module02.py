@@ -17,13 +17,9 @@ embedded run's values; the lesson runs there for two students told apart by
 
 from __future__ import annotations
 
-import json
-import re
-
-import nbformat
 import pytest
 from conftest import ROOT
-from nbclient import NotebookClient
+from notebook_runs import errors, execute, probe_values, text_outputs
 
 pytestmark = pytest.mark.slow
 
@@ -56,53 +52,8 @@ _values = {
 print("M02-VALUES " + _json.dumps(_values, sort_keys=True, ensure_ascii=False))
 '''
 
-# Run-to-run noise that is not a result: memory addresses and wall-clock timings (%time).
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
-_TIMING = re.compile(r"(CPU times|Wall time):.*")
-
-
-def _normalise(text: str) -> str:
-    return _TIMING.sub("<time>", _ADDRESS.sub("0x…", text))
-
-
 def _run(folder, notebook=NOTEBOOK, probe=True):
-    folder.mkdir()
-    nb = nbformat.read(notebook, as_version=4)
-    if probe:
-        nb.cells.append(nbformat.v4.new_code_cell(PROBE))
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(folder)}}).execute()
-    return nb
-
-
-def _texts(nb) -> list[tuple[int, str, str]]:
-    """(cell index, output kind, normalised text) of every text output, in order.
-
-    A cell's stream output is joined per stream before comparing: the kernel may flush it in
-    chunks that differ from run to run.
-    """
-    found = []
-    for index, cell in enumerate(nb.cells):
-        streams: dict[str, str] = {}
-        for output in cell.get("outputs", []):
-            if output["output_type"] == "stream":
-                streams[output["name"]] = streams.get(output["name"], "") + output["text"]
-            elif output["output_type"] in ("execute_result", "display_data"):
-                if "text/plain" in output.get("data", {}):
-                    found.append((index, "text/plain", _normalise(output["data"]["text/plain"])))
-            elif output["output_type"] == "error":
-                found.append((index, "error", f"{output['ename']}: {output['evalue']}"))
-        for name, text in sorted(streams.items()):
-            found.append((index, name, _normalise(text)))
-    return found
-
-
-def _values(nb) -> dict:
-    text = "".join(output["text"] for output in nb.cells[-1].get("outputs", [])
-                   if output["output_type"] == "stream" and output["name"] == "stdout")
-    lines = [line for line in text.splitlines() if line.startswith(MARKER)]
-    assert len(lines) == 1, "the probe cell printed no values"
-    return json.loads(lines[0][len(MARKER):])
+    return execute(notebook, folder, PROBE if probe else None)
 
 
 @pytest.fixture(scope="module")
@@ -113,19 +64,18 @@ def two_runs(tmp_path_factory):
 
 def test_assignment_runs_without_errors(two_runs):
     for nb in two_runs:
-        errors = [(index, text) for index, kind, text in _texts(nb) if kind == "error"]
-        assert not errors, errors
+        assert not errors(nb), errors(nb)
 
 
 def test_text_outputs_are_identical_on_two_runs(two_runs):
-    first, second = (_texts(nb) for nb in two_runs)
+    first, second = (text_outputs(nb) for nb in two_runs)
     assert len(first) == len(second)
     for a, b in zip(first, second, strict=True):
         assert a == b, f"cell {a[0]} ({a[1]}) differs between runs:\n{a[2][:500]}\n---\n{b[2][:500]}"
 
 
 def test_student_values_are_identical_on_two_runs(two_runs):
-    first, second = (_values(nb) for nb in two_runs)
+    first, second = (probe_values(nb, MARKER) for nb in two_runs)
     assert first == second  # exact: floats at full precision, files and hash chains byte for byte
     # and they are the values the module is about
     assert first["entity"]["location"]["value"]["coordinates"][0] > 140  # [lon, lat]
@@ -155,8 +105,7 @@ def test_the_module_runs_unchanged_against_a_shared_broker_over_http(two_runs, t
     finally:
         stop_server(proc)
     for nb in runs:
-        errors = [(index, text) for index, kind, text in _texts(nb) if kind == "error"]
-        assert not errors, errors
-    embedded = _values(two_runs[0])
+        assert not errors(nb), errors(nb)
+    embedded = probe_values(two_runs[0], MARKER)
     for nb in runs[:2]:
-        assert _values(nb) == embedded
+        assert probe_values(nb, MARKER) == embedded

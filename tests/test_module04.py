@@ -11,14 +11,11 @@ the route detours.
 
 from __future__ import annotations
 
-import json
 import math
-import re
 
-import nbformat
 import pytest
 from conftest import ROOT
-from nbclient import NotebookClient
+from notebook_runs import errors, execute, probe_values, text_outputs
 
 pytestmark = pytest.mark.slow
 
@@ -56,56 +53,16 @@ _values = {
 print("M04-VALUES " + _json.dumps(_values, sort_keys=True))
 '''
 
-# Run-to-run noise that is not a result: memory addresses and wall-clock timings (%time).
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
-_TIMING = re.compile(r"(CPU times|Wall time):.*")
+# pybullet's C code prints ``argv[0]=`` whenever a world connects: a connection notice, not a result.
+_PYBULLET_NOTICE = frozenset({"argv[0]="})
 
 
-def _normalise(text: str) -> str:
-    return _TIMING.sub("<time>", _ADDRESS.sub("0x…", text))
+def _texts(nb):
+    return text_outputs(nb, _PYBULLET_NOTICE)
 
 
 def _run(folder):
-    folder.mkdir()
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell(PROBE))
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(folder)}}).execute()
-    return nb
-
-
-def _texts(nb) -> list[tuple[int, str, str]]:
-    """(cell index, output kind, normalised text) of every text output, in order.
-
-    A cell's stream output is joined per stream before comparing: the kernel may flush it in
-    chunks that differ from run to run. pybullet's C code prints ``argv[0]=`` whenever a world
-    connects, straight to the process's file descriptor, so where that line lands among
-    Python's own prints depends on buffering; it is a connection notice, not a result, and is
-    dropped.
-    """
-    found = []
-    for index, cell in enumerate(nb.cells):
-        streams: dict[str, str] = {}
-        for output in cell.get("outputs", []):
-            if output["output_type"] == "stream":
-                streams[output["name"]] = streams.get(output["name"], "") + output["text"]
-            elif output["output_type"] in ("execute_result", "display_data"):
-                if "text/plain" in output.get("data", {}):
-                    found.append((index, "text/plain", _normalise(output["data"]["text/plain"])))
-            elif output["output_type"] == "error":
-                found.append((index, "error", f"{output['ename']}: {output['evalue']}"))
-        for name, text in sorted(streams.items()):
-            kept = "\n".join(line for line in text.splitlines() if line.strip() != "argv[0]=")
-            found.append((index, name, _normalise(kept)))
-    return found
-
-
-def _values(nb) -> dict:
-    text = "".join(output["text"] for output in nb.cells[-1].get("outputs", [])
-                   if output["output_type"] == "stream" and output["name"] == "stdout")
-    lines = [line for line in text.splitlines() if line.startswith(MARKER)]
-    assert len(lines) == 1, "the probe cell printed no values"
-    return json.loads(lines[0][len(MARKER):])
+    return execute(NOTEBOOK, folder, PROBE)
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +73,7 @@ def two_runs(tmp_path_factory):
 
 def test_assignment_runs_without_errors(two_runs):
     for nb in two_runs:
-        errors = [(index, text) for index, kind, text in _texts(nb) if kind == "error"]
-        assert not errors, errors
+        assert not errors(nb), errors(nb)
 
 
 def test_text_outputs_are_identical_on_two_runs(two_runs):
@@ -128,7 +84,7 @@ def test_text_outputs_are_identical_on_two_runs(two_runs):
 
 
 def test_student_values_are_identical_on_two_runs(two_runs):
-    first, second = (_values(nb) for nb in two_runs)
+    first, second = (probe_values(nb, MARKER) for nb in two_runs)
     assert first == second  # exact: floats at full precision, logs hashed bit for bit
     # and they are the values the module is about
     assert first["arc_end_pose"] == pytest.approx([math.sin(3) / 0.3, (1 - math.cos(3)) / 0.3, 3.0])

@@ -166,6 +166,14 @@ class Broker:
             raise bad_data(f"Tenant {tenant!r}: use 1-64 letters, digits, '_' or '-'.")
         return tenant
 
+    def _existing_tenant(self, tenant: str | None, entity_id: str | None = None) -> str:
+        """The checked name of a tenant that must already exist, after checking ``entity_id`` too."""
+        tenant = self.check_tenant(tenant)
+        self.require_tenant(tenant)
+        if entity_id is not None:
+            check_entity_id(entity_id)
+        return tenant
+
     def require_tenant(self, tenant: str) -> None:
         """Raise NonexistentTenant unless ``tenant`` exists (creates make tenants)."""
         if not tenant or tenant in self._tenants:
@@ -234,17 +242,13 @@ class Broker:
 
     def get_entity(self, tenant: str, entity_id: str) -> Entity:
         """One entity by id (clause 5.7.1); ResourceNotFound if there is none."""
-        tenant = self.check_tenant(tenant)
-        self.require_tenant(tenant)
-        check_entity_id(entity_id)
+        tenant = self._existing_tenant(tenant, entity_id)
         with self.store.read() as conn:
             return self._get(conn, tenant, entity_id)[1]
 
     def delete_entity(self, tenant: str, entity_id: str) -> None:
         """Delete an entity with its history (clause 5.6.6)."""
-        tenant = self.check_tenant(tenant)
-        self.require_tenant(tenant)
-        check_entity_id(entity_id)
+        tenant = self._existing_tenant(tenant, entity_id)
         with self.store.write() as conn:
             pk, _ = self._get(conn, tenant, entity_id)
             Store.delete_entity(conn, tenant, pk, entity_id)
@@ -259,9 +263,7 @@ class Broker:
             True: add new attributes and overwrite existing ones (unless ``overwrite`` is
             False); False: only existing attributes are updated, others are reported.
         """
-        tenant = self.check_tenant(tenant)
-        self.require_tenant(tenant)
-        check_entity_id(entity_id)
+        tenant = self._existing_tenant(tenant, entity_id)
         now = now_iso()
         attrs = normalise_attributes(payload, ctx, now, f"Entity {entity_id}")
         if not attrs:
@@ -295,9 +297,7 @@ class Broker:
 
     def patch_attribute(self, tenant: str, entity_id: str, attr_iri: str, fragment, ctx: TermMap) -> None:
         """Partial update of one attribute (clause 5.6.4): merge ``fragment`` into it."""
-        tenant = self.check_tenant(tenant)
-        self.require_tenant(tenant)
-        check_entity_id(entity_id)
+        tenant = self._existing_tenant(tenant, entity_id)
         if not isinstance(fragment, dict):
             fragment = {"value": fragment}
         if not fragment:
@@ -339,9 +339,7 @@ class Broker:
     def delete_attribute(self, tenant: str, entity_id: str, attr_iri: str, ctx: TermMap,
                          dataset_id: str | None = None, delete_all: bool = False) -> None:
         """Delete one attribute (clause 5.6.5), or one instance of it by ``dataset_id``."""
-        tenant = self.check_tenant(tenant)
-        self.require_tenant(tenant)
-        check_entity_id(entity_id)
+        tenant = self._existing_tenant(tenant, entity_id)
         now = now_iso()
         with self.store.write() as conn:
             pk, entity = self._get(conn, tenant, entity_id)
@@ -462,8 +460,7 @@ class Broker:
 
     def entity_types(self, tenant: str) -> list[str]:
         """Expanded types of the entities of a tenant (clause 5.7.5)."""
-        tenant = self.check_tenant(tenant)
-        self.require_tenant(tenant)
+        tenant = self._existing_tenant(tenant)
         with self.store.read() as conn:
             return [row[0] for row in conn.execute(
                 "SELECT DISTINCT type FROM entities WHERE tenant=? ORDER BY type", (tenant,))]
@@ -471,8 +468,7 @@ class Broker:
     def query_entities(self, tenant: str, query: EntityQuery,
                        only_ids: set[str] | None = None) -> tuple[list[Entity], int]:
         """Entities matching ``query`` (clause 5.7.2): one page, and the total number of matches."""
-        tenant = self.check_tenant(tenant)
-        self.require_tenant(tenant)
+        tenant = self._existing_tenant(tenant)
         if query.limit > self.max_limit:
             raise NgsiError("TooManyResults", f"limit={query.limit} is above this broker's maximum of "
                             f"{self.max_limit}; page through the results with limit and offset.")
@@ -579,9 +575,7 @@ class Broker:
 
     def temporal_delete(self, tenant: str, entity_id: str) -> None:
         """Forget the recorded history of an entity (the entity itself stays)."""
-        tenant = self.check_tenant(tenant)
-        self.require_tenant(tenant)
-        check_entity_id(entity_id)
+        tenant = self._existing_tenant(tenant, entity_id)
         with self.store.write() as conn:
             self._get(conn, tenant, entity_id)
             conn.execute("DELETE FROM history WHERE tenant=? AND entity_id=?", (tenant, entity_id))
@@ -591,9 +585,7 @@ class Broker:
 
         Returns the entity and ``{attribute IRI: [(instance id, instance), ...]}``, oldest first.
         """
-        tenant = self.check_tenant(tenant)
-        self.require_tenant(tenant)
-        check_entity_id(entity_id)
+        tenant = self._existing_tenant(tenant, entity_id)
         with self.store.read() as conn:
             entity = self._get(conn, tenant, entity_id)[1]
             return entity, self._instances(conn, tenant, entity_id, window)
@@ -601,8 +593,7 @@ class Broker:
     def temporal_query(self, tenant: str, query: EntityQuery,
                        window: TemporalQuery) -> tuple[list[tuple[Entity, dict]], int]:
         """Entities matching ``query`` that have instances in the window (clause 5.7.4)."""
-        tenant = self.check_tenant(tenant)
-        self.require_tenant(tenant)
+        tenant = self._existing_tenant(tenant)
         sql, params = _history_window_sql(window)
         with self.store.read() as conn:
             ids = {row[0] for row in conn.execute(
@@ -645,8 +636,7 @@ class Broker:
 
     def get_subscription(self, tenant: str, subscription_id: str) -> dict:
         """The stored form of a subscription (clause 5.8.3)."""
-        tenant = self.check_tenant(tenant)
-        self.require_tenant(tenant)
+        tenant = self._existing_tenant(tenant)
         with self.store.read() as conn:
             row = conn.execute("SELECT doc, created_at, modified_at FROM subscriptions "
                                "WHERE tenant=? AND id=?", (tenant, subscription_id)).fetchone()
@@ -658,8 +648,7 @@ class Broker:
 
     def list_subscriptions(self, tenant: str, limit: int, offset: int) -> tuple[list[dict], int]:
         """A page of the tenant's subscriptions (clause 5.8.4) and their total number."""
-        tenant = self.check_tenant(tenant)
-        self.require_tenant(tenant)
+        tenant = self._existing_tenant(tenant)
         if limit > self.max_limit:
             raise NgsiError("TooManyResults", f"limit={limit} is above the maximum of {self.max_limit}.")
         with self.store.read() as conn:
@@ -670,8 +659,7 @@ class Broker:
 
     def update_subscription(self, tenant: str, subscription_id: str, fragment, ctx: TermMap) -> None:
         """Change members of a subscription (clause 5.8.2)."""
-        tenant = self.check_tenant(tenant)
-        self.require_tenant(tenant)
+        tenant = self._existing_tenant(tenant)
         if not isinstance(fragment, dict) or not fragment:
             raise bad_data("Send the subscription members to change as a JSON object.")
         if "id" in fragment and fragment["id"] != subscription_id:
@@ -694,8 +682,7 @@ class Broker:
 
     def delete_subscription(self, tenant: str, subscription_id: str) -> None:
         """Delete a subscription (clause 5.8.5)."""
-        tenant = self.check_tenant(tenant)
-        self.require_tenant(tenant)
+        tenant = self._existing_tenant(tenant)
         with self.store.write() as conn:
             deleted = conn.execute("DELETE FROM subscriptions WHERE tenant=? AND id=?",
                                    (tenant, subscription_id)).rowcount
