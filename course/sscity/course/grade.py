@@ -39,21 +39,11 @@ from pathlib import Path
 
 import nbformat
 
-from .integrity import (
-    Finding,
-    add_canaries,
-    check_canaries,
-    check_structure,
-    runtime_findings,
-    scan_code,
-    strip_integrity_cells,
-    student_code,
-    unexecuted_test_cells,
-)
+from .integrity import Finding, check_structure, scan_code, student_code, unexecuted_test_cells
 from .known_wrong import FILENAME as KNOWN_WRONG_FILE
 from .notebooks import grade_id, is_test_cell, module_ids, nbgrader_meta, tier
 from .release import _NBGRADER_LAUNCHER
-from .sandbox import KERNEL_NAME, Limits, build_font_cache, isolation, kernelspec
+from .sandbox import Limits, build_font_cache, isolation
 
 __all__ = ["GradeRun", "Result", "Submission", "combine_gradebooks", "discover", "grade", "grade_chunk"]
 
@@ -210,8 +200,11 @@ def _precheck(student: str, module: str, folder: Path, released: dict) -> Submis
             del sub.notebooks[name]
             continue
         sub.findings += check_structure(nb, release)
+        # Advisory: the tests run apart from the student's code, so a trick cannot change a
+        # score; a person looks at what the scan saw.
         for reason in scan_code(student_code(nb)):
-            sub.findings.append(Finding("tampering", f"{name}: code {reason}", withhold=True))
+            sub.findings.append(Finding("tampering", f"{name}: code {reason} (flagged for review; "
+                                                     "the tests ran apart from this code)"))
     return sub
 
 
@@ -234,35 +227,36 @@ def grade_chunk(job: dict) -> dict:
     chunk = Path(job["chunk_dir"])
     if chunk.exists():
         shutil.rmtree(chunk)
-    (chunk / "ipc").mkdir(parents=True)
+    chunk.mkdir(parents=True)
     template = Path(job["template_dir"])
     shutil.copy2(template / "gradebook.db", chunk / "gradebook.db")
     course_root = Path(job["course_root"])
     config = (course_root / "nbgrader_config.py").read_text()
+    settings = {"course_root": str(course_root), "scratch": str(chunk / "runs"),
+                "limits": job["limits"], "cell_timeout": int(job["cell_timeout"]),
+                "student_timeout": int(job["student_timeout"]), "sandbox": job["sandbox"],
+                "font_cache": job.get("font_cache"), "keep": bool(job.get("keep"))}
     config += (
-        "\n# Added by sscity course grade\n"
-        f"c.ExecutePreprocessor.timeout = {int(job['cell_timeout'])}\n"
-        f"c.Execute.timeout = {int(job['cell_timeout'])}\n"
-        f"c.ExecutePreprocessor.kernel_name = {KERNEL_NAME!r}\n"
-        f"c.Execute.kernel_name = {KERNEL_NAME!r}\n"
-        # The outputs are in once the last cell ran: kill the kernel rather than wait for a
-        # graceful exit (about half a second of interpreter teardown per submission).
-        "c.ExecutePreprocessor.shutdown_kernel = 'immediate'\n"
-        "c.Execute.shutdown_kernel = 'immediate'\n"
-        "c.KernelManager.transport = 'ipc'\n"
-        f"c.KernelManager.ip = {str(chunk / 'ipc' / 'kernel')!r}\n"
+        "\n# Added by sscity course grade: the tests run in a trusted process of their own\n"
+        "c.Autograde.autograde_preprocessors = [\n"
+        "    'sscity.course.trusted.TrustedExecute',\n"
+        "    'nbgrader.preprocessors.IgnorePattern',\n"
+        "    'nbconvert.preprocessors.ClearMetadataPreprocessor',\n"
+        "    'nbgrader.preprocessors.LimitOutput',\n"
+        "    'nbgrader.preprocessors.SaveAutoGrades',\n"
+        "    'nbgrader.preprocessors.AssignLatePenalties',\n"
+        "    'nbgrader.preprocessors.CheckCellMetadata',\n"
+        "]\n"
+        f"c.TrustedExecute.settings = {settings!r}\n"
     )
     (chunk / "nbgrader_config.py").write_text(config)
-    kernelspec(chunk, course_root, [Path(p) for p in job["hide"]], chunk / "ipc",
-               Limits(**job["limits"]), sandbox=job["sandbox"],
-               font_cache=Path(job["font_cache"]) if job.get("font_cache") else None)
     module = job["module"]
     for student, files in job["students"].items():
         target = chunk / "submitted" / student / module
         target.mkdir(parents=True)
         for name, text in files.items():
             (target / name).write_text(text, encoding="utf-8")
-    env = dict(os.environ, JUPYTER_PATH=str(chunk),
+    env = dict(os.environ,
                PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     budget = job["student_timeout"] * len(job["students"]) + 60
     try:
@@ -275,6 +269,12 @@ def grade_chunk(job: dict) -> dict:
 
     from nbgrader.api import Gradebook, MissingEntry
 
+    stopped: dict = {}
+    failures_file = chunk / "runs" / "kernel-failures.jsonl"
+    if failures_file.is_file():
+        for line in failures_file.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            stopped[(record["student"], f"{record['notebook']}.ipynb")] = record["why"]
     results, failed = {}, {}
     with Gradebook(f"sqlite:///{chunk / 'gradebook.db'}") as gradebook:
         for student, files in job["students"].items():
@@ -285,11 +285,12 @@ def grade_chunk(job: dict) -> dict:
                     stem = name[: -len(".ipynb")]
                     notebook = gradebook.find_submission_notebook(stem, module, student)
                     path = folder / name
-                    if not path.is_file():
+                    if path.is_symlink() or not path.is_file():
                         raise MissingEntry()
                     graded[name] = {
                         "grades": {g.name: [g.auto_score, g.max_score] for g in notebook.grades},
-                        "notebook": path.read_text(encoding="utf-8"),
+                        "notebook": _read_no_follow(path),
+                        "kernel_failure": stopped.get((student, name)),
                     }
             except MissingEntry:
                 failed[student] = _last_error(log)
@@ -301,9 +302,16 @@ def grade_chunk(job: dict) -> dict:
             "seconds": time.perf_counter() - started}
 
 
-def _students_fault(why: str) -> bool:
-    """Whether a failure came from the student's own kernel (dead, stopped), not the worker."""
-    return bool(re.search(r"DeadKernelError|Kernel died|kernel ran longer", why or ""))
+def _read_no_follow(path: Path) -> str:
+    """Read a file the grader wrote, refusing a symlink put in its place."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _died(why: str | None) -> bool:
+    """A kernel that died (worth one more try), not one stopped at its time limit."""
+    return bool(why) and not re.search(r"longer than|did not answer within|did not stop", why)
 
 
 def _last_error(log: str) -> str:
@@ -383,14 +391,9 @@ def _deduplicated(nb):
     return nb
 
 
-def _submission_texts(sub: Submission, nonces: dict) -> dict[str, str]:
-    texts = {}
-    for name, path in sub.notebooks.items():
-        nb = _deduplicated(_read_notebook(path))
-        guarded, nonce = add_canaries(nb)
-        nonces[(sub.student, sub.module, name)] = nonce
-        texts[name] = nbformat.writes(guarded)
-    return texts
+def _submission_texts(sub: Submission) -> dict[str, str]:
+    return {name: nbformat.writes(_deduplicated(_read_notebook(path)))
+            for name, path in sub.notebooks.items()}
 
 
 def grade(root: Path, submissions: Path, out: Path, jobs: int = 2, modules: list[str] | None = None,
@@ -444,7 +447,6 @@ def _grade(root, submissions, out, work, jobs, modules, scheduler, limits, cell_
     combine_gradebooks([templates[m] / "gradebook.db" for m in graded_modules], gradebook_path)
     (out / "nbgrader_config.py").write_text((root / "nbgrader_config.py").read_text())
 
-    nonces: dict = {}
     base_job = {
         "course_root": str(root), "font_cache": str(work / "font-cache"),
         "hide": [str(work), str(out), str(submissions)],
@@ -457,7 +459,7 @@ def _grade(root, submissions, out, work, jobs, modules, scheduler, limits, cell_
         for number, chunk in enumerate(_chunks(students, jobs)):
             jobs_list.append({**base_job, "module": module, "template_dir": str(templates[module]),
                               "chunk_dir": str(work / "chunks" / f"{module}-{number:03d}"),
-                              "students": {s.student: _submission_texts(s, nonces) for s in chunk}})
+                              "students": {s.student: _submission_texts(s) for s in chunk}})
 
     raw: dict = {}
     failures: dict = {}
@@ -465,12 +467,13 @@ def _grade(root, submissions, out, work, jobs, modules, scheduler, limits, cell_
     bar = _progress(total, progress)
     for outcome in _run(jobs_list, jobs, scheduler):
         _collect(outcome, raw, failures, bar)
-    # A chunk that failed (a worker died, a flood killed the grader): one at a time. A
-    # student whose own kernel died or was stopped is not graded twice.
+    # Graded again, alone, once: a chunk that failed (a worker died, a flood killed the
+    # grader) and a student whose kernel died (no other student can cause that: nothing is
+    # shared). A notebook stopped at its wall clock is not run a second time.
     retry = []
-    for (module, student), why in list(failures.items()):
-        if _students_fault(why):
-            continue
+    died = {key: graded for key, graded in raw.items()
+            if any(_died(n.get("kernel_failure")) for n in graded.values())}
+    for (module, student) in [*failures, *died]:
         job = next(j for j in jobs_list if j["module"] == module and student in j["students"])
         retry.append({**job, "chunk_dir": job["chunk_dir"] + f"-retry-{student}",
                       "students": {student: job["students"][student]}})
@@ -478,6 +481,7 @@ def _grade(root, submissions, out, work, jobs, modules, scheduler, limits, cell_
         retried = {(job["module"], student) for job in retry for student in job["students"]}
         for key in retried:
             failures.pop(key, None)
+            raw.pop(key, None)
         for outcome in _run(retry, jobs, scheduler):
             _collect(outcome, raw, failures, None)
     bar.close()
@@ -488,7 +492,7 @@ def _grade(root, submissions, out, work, jobs, modules, scheduler, limits, cell_
     with Gradebook(f"sqlite:///{gradebook_path}") as gradebook:
         for sub in subs:
             result = _result(sub, raw.get((sub.module, sub.student)), failures.get((sub.module, sub.student)),
-                             releases[sub.module], nonces, out)
+                             releases[sub.module], out)
             _merge(gradebook, sub, result)
             results.append(result)
     results.sort(key=lambda r: (r.student, r.module))
@@ -548,7 +552,7 @@ def _collect(outcome: dict, raw: dict, failures: dict, bar) -> None:
 
 
 def _result(sub: Submission, graded: dict | None, failure: str | None, released: dict,
-            nonces: dict, out: Path) -> Result:
+            out: Path) -> Result:
     findings = list(sub.findings)
     tasks = {}
     score = max_score = pending = 0.0
@@ -570,8 +574,10 @@ def _result(sub: Submission, graded: dict | None, failure: str | None, released:
                                 withhold=True))
     for name, data in (graded or {}).items():
         nb = nbformat.reads(data["notebook"], as_version=4)
-        canary_findings, untrusted = check_canaries(nb, nonces[(sub.student, sub.module, name)])
-        findings += canary_findings + runtime_findings(nb)
+        stopped = data.get("kernel_failure")
+        if stopped:
+            findings.append(Finding("grading", f"{name}: {stopped}; the tests that needed the "
+                                               "student's later work scored 0"))
         not_run = set(unexecuted_test_cells(nb))
         if not_run:
             findings.append(Finding("grading", "test cells that never ran score 0: "
@@ -582,14 +588,13 @@ def _result(sub: Submission, graded: dict | None, failure: str | None, released:
             if key not in tasks or not tasks[key]["auto"]:
                 continue
             earned = float(auto_score or 0)
-            if gid in untrusted or gid in not_run:
+            if gid in not_run:
                 earned = 0.0
             tasks[key].update(score=earned, passed=earned >= max_points > 0,
                               message=messages.get(gid, ""))
-        clean = strip_integrity_cells(nb)
         target = out / "autograded" / sub.student / sub.module
         target.mkdir(parents=True, exist_ok=True)
-        nbformat.write(clean, target / name)
+        nbformat.write(nb, target / name)
     withheld = any(f.withhold for f in findings)
     if not withheld:
         score = sum(t["score"] for t in tasks.values() if t["auto"])

@@ -1,48 +1,61 @@
-"""Run a student's kernel in a sandbox.
+"""Run one process of a grading run in an allow-list sandbox.
 
-nbgrader starts every kernel through a kernelspec; the course's grading writes one whose
-command is this module: ``python -m sscity.course.sandbox kernel ...``. It runs *outside*
-the sandbox just long enough to
+Every process that touches a student's work -- the student's kernel, the trusted checker
+that runs the tests, the broker a module needs -- starts through this module::
 
-1. copy the connection file into the kernel's working folder (the student's own folder);
-2. set resource limits (CPU seconds, address space, file size, processes, open files);
-3. replace itself with ``bwrap`` (bubblewrap) and the kernel: new user namespace in which
-   the kernel is uid 65534 (``nobody``) with no capabilities, new PID, IPC, UTS and
-   **network** namespaces; the whole file system read-only; the course repository, the
-   grading folders, ``/root``, ``/home`` and ``/tmp`` hidden behind empty tmpfs, password
-   hashes masked; only the Python installation, the ``sscity`` package, ``datasets/``, the
-   student's folder (read-write) and the kernel's socket folder mounted back.
+    python -m sscity.course.sandbox run --workdir W [--rw PATH ...] [--ro PATH ...]
+        [--env KEY=VALUE ...] [--font-cache DIR] [limits] -- COMMAND ...
 
-The kernel talks to nbgrader over Unix sockets (``KernelManager.transport = "ipc"``), so it
-needs no network at all. Where bubblewrap is missing or does not work, grading still runs
-with the resource limits alone, and :func:`isolation` says so loudly.
+It runs *outside* the sandbox just long enough to
+
+1. copy matplotlib's font list into the process's home (``W``);
+2. when it runs as root, give ``W`` and the ``--rw`` folders to an unprivileged user id of
+   this process's own (``100000 + its pid``: unique among live processes), so that the
+   process limit binds and no two students' processes share a user;
+3. start ``bwrap`` (bubblewrap) as that user, with resource limits, and stop it at the wall
+   clock.
+
+Inside, the process is uid 65534 (``nobody``) in a new user namespace with no capabilities
+and new PID, IPC, UTS and **network** namespaces. The file system is an **allow-list**:
+only the operating system's programs and libraries (``/usr``), the Python installation and
+its packages, the ``sscity`` package and ``datasets/``, a private ``/tmp`` and the folders
+named with ``--rw`` / ``--ro`` exist. The course repository (solutions, other modules),
+other students' work, grading folders, ``/root``, ``/home``, ``/var``, ``/srv`` and the
+rest of ``/etc`` are absent, not merely hidden.
+
+Without bubblewrap (``--no-sandbox``, only when the instructor asked for it) the process
+runs with the resource limits and the wall clock alone.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Limits", "Isolation", "build_font_cache", "isolation", "kernelspec", "main"]
+__all__ = ["Isolation", "Limits", "build_font_cache", "command", "isolation", "main",
+           "readable_paths"]
 
 NOBODY = 65534
-KERNEL_NAME = "sscity-sandbox"
+UID_BASE = 100_000
+# Files of /etc that programs read and that hold nothing private.
+_ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "fonts", "mime.types",
+        "alternatives")
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits of one student's kernel."""
+    """Resource limits of one sandboxed process."""
 
     cpu_seconds: int = 300
     memory_bytes: int = 4 * 1024**3
     file_bytes: int = 64 * 1024**2
-    processes: int = 4096
+    processes: int = 256
     open_files: int = 1024
     wall_seconds: int = 300
 
@@ -51,7 +64,7 @@ class Limits:
 class Isolation:
     """Which isolation this machine gives a student's kernel."""
 
-    level: str  # "bubblewrap" or "limits-only"
+    level: str  # "bubblewrap" or "none"
     description: str
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
@@ -60,91 +73,58 @@ class Isolation:
         return self.level == "bubblewrap"
 
 
-def _user_options() -> list[str]:
-    options = ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY)]
-    if os.geteuid() == 0:
-        options += ["--cap-drop", "ALL"]
-    return options
+INSTALL_HINT = ("Install bubblewrap (Debian/Ubuntu: sudo apt-get install bubblewrap; Fedora: "
+                "sudo dnf install bubblewrap) and make sure unprivileged user namespaces are "
+                "enabled (sysctl kernel.unprivileged_userns_clone=1), then grade again.")
 
 
 def _bwrap_works() -> tuple[bool, str]:
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
+    """Run ``id -u`` the way a student's process will be run; it must print its own user."""
+    import argparse
+
+    if shutil.which("bwrap") is None:
         return False, "bubblewrap (bwrap) is not installed"
-    command = [bwrap, "--ro-bind", "/", "/", "--unshare-all", *_user_options(),
-               "--die-with-parent", "--proc", "/proc", "--dev", "/dev", "true"]
+    uid = UID_BASE + os.getpid() if os.geteuid() == 0 else None
+    args = argparse.Namespace(course_root="/nonexistent", ro=[], rw=[], chdir="/")
+    command = _bwrap(args, Path("/tmp"), {}, uid) + ["/usr/bin/id", "-u"]
+    command = [c for c in command]
+    # The probe binds nothing of its own: drop the /tmp work folder bind.
+    at = command.index("--bind")
+    del command[at:at + 3]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as err:
         return False, f"bwrap failed to start: {err}"
-    if done.returncode != 0:
-        return False, f"bwrap does not work here: {done.stderr.strip()[:200]}"
+    want = str(uid if uid is not None else NOBODY)
+    if done.returncode != 0 or done.stdout.strip() != want:
+        return False, f"bwrap does not work here: {(done.stderr or done.stdout).strip()[:200]}"
     return True, ""
 
 
 def isolation() -> Isolation:
-    """Probe the machine: bubblewrap as an unprivileged user, or resource limits only."""
+    """Probe the machine: does bubblewrap work (also as an unprivileged user, when root)?"""
     ok, why = _bwrap_works()
     if ok:
         return Isolation(
             "bubblewrap",
-            "bubblewrap sandbox per submission, as uid 65534 (nobody) in its own user "
-            "namespace with no capabilities: no network (own network "
-            "namespace), own PID/IPC namespaces, read-only file system, course repository and "
-            "other submissions hidden, writable only in its own folder; CPU, memory, file-size "
-            "and process limits.",
+            "bubblewrap allow-list sandbox per process: the student's kernel and the trusted "
+            "test checker each as an unprivileged user with no capabilities, no network, own "
+            "PID/IPC namespaces; only the Python installation, the sscity package, datasets/ "
+            "and its own folders exist; CPU, memory, file-size, process and wall-clock limits.",
         )
     return Isolation(
-        "limits-only",
-        "NO ISOLATION: student code runs with the grader's rights; only CPU, memory, "
-        "file-size and process limits apply.",
-        (f"WARNING: {why}. Student code can read the course repository and other "
-         "submissions and reach the network. Install bubblewrap (Debian: apt-get install "
-         "bubblewrap) and grade again.",),
+        "none",
+        "NO SANDBOX: student code runs with the grader's rights; only CPU, memory, file-size, "
+        "process and wall-clock limits apply.",
+        (f"WARNING: {why}. Without a sandbox, student code can read the course repository and "
+         "other submissions, write wherever the grader can, and reach the network. " + INSTALL_HINT,),
     )
-
-
-def kernelspec(folder: Path, course_root: Path, hidden: list[Path], ipc_dir: Path,
-               limits: Limits | None = None, sandbox: bool = True, font_cache: Path | None = None) -> Path:
-    """Write the ``sscity-sandbox`` kernelspec under ``folder/kernels/`` and return its path.
-
-    Point ``JUPYTER_PATH`` at ``folder`` and set ``ExecutePreprocessor.kernel_name`` to
-    ``sscity-sandbox`` for nbgrader to use it. ``font_cache`` is a folder holding
-    matplotlib's font list (see :func:`build_font_cache`), copied to each kernel so that
-    matplotlib does not rebuild it for every student.
-    """
-    limits = limits or Limits()
-    spec_dir = Path(folder) / "kernels" / KERNEL_NAME
-    spec_dir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "sscity.course.sandbox", "kernel",
-            "--course-root", str(course_root), "--ipc-dir", str(ipc_dir),
-            "--cpu", str(limits.cpu_seconds), "--memory", str(limits.memory_bytes),
-            "--file-size", str(limits.file_bytes), "--processes", str(limits.processes),
-            "--open-files", str(limits.open_files), "--wall", str(limits.wall_seconds)]
-    for path in hidden:
-        argv += ["--hide", str(path)]
-    if not sandbox:
-        argv.append("--no-sandbox")
-    if font_cache is not None:
-        argv += ["--font-cache", str(font_cache)]
-    argv += ["--connection-file", "{connection_file}"]
-    spec = {
-        "argv": argv,
-        "display_name": "Python 3 (sscity sandbox)",
-        "language": "python",
-        # Signals do not cross into the sandbox's PID namespace: interrupt by message.
-        "interrupt_mode": "message",
-        "metadata": {"debugger": False},
-    }
-    path = spec_dir / "kernel.json"
-    path.write_text(json.dumps(spec, indent=1))
-    return path
 
 
 def build_font_cache(folder: Path) -> subprocess.Popen:
     """Start building matplotlib's font list in ``folder``; wait on the returned process.
 
-    Each kernel has its own empty matplotlib folder, where matplotlib would otherwise scan
+    Each process has its own empty matplotlib folder, where matplotlib would otherwise scan
     every installed font again (about 0.2 s per student).
     """
     folder = Path(folder)
@@ -154,34 +134,94 @@ def build_font_cache(folder: Path) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _python_paths() -> list[Path]:
-    """Folders the kernel needs to read: the interpreter, its libraries, the environment."""
-    paths = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent.parent}
+def readable_paths(course_root: Path) -> list[Path]:
+    """What a sandboxed process may read: Python, its packages, sscity and the datasets."""
+    course_root = Path(course_root).resolve()
+    prefixes = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(),
+                Path(sys.executable).resolve().parent.parent}
+    paths = set(prefixes)
     for entry in sys.path:
-        if entry and Path(entry).is_dir():
-            paths.add(Path(entry).resolve())
-    return sorted(paths, key=lambda p: len(p.parts))
+        if not entry:
+            continue
+        path = Path(entry).resolve()
+        # Only the installation's own folders: never the folder a command was started in.
+        if path.is_dir() and any(path == p or p in path.parents for p in prefixes):
+            paths.add(path)
+    allowed = []
+    for path in paths:
+        inside = path == course_root or course_root in path.parents
+        if inside and not any(path == course_root / ok or (course_root / ok) in path.parents
+                              for ok in (".venv", "course", "datasets")):
+            continue  # nothing else of the checkout: solutions, tests, grading folders
+        if path.parts[:2] == ("/", "usr"):
+            continue  # /usr is bound whole
+        allowed.append(path)
+    allowed += [course_root / "course", course_root / "datasets"]
+    unique = []
+    for path in sorted(set(allowed), key=lambda p: len(p.parts)):
+        if path.exists() and not any(parent in unique for parent in path.parents):
+            unique.append(path)
+    return unique
 
 
-def _set_limits(args) -> None:
-    for limit, value in ((resource.RLIMIT_CPU, args.cpu), (resource.RLIMIT_AS, args.memory),
-                         (resource.RLIMIT_FSIZE, args.file_size),
-                         (resource.RLIMIT_NPROC, args.processes),
-                         (resource.RLIMIT_NOFILE, args.open_files)):
+def _system_links() -> list[str]:
+    out = []
+    for name in ("bin", "lib", "lib64", "lib32", "sbin", "libx32"):
+        path = Path("/") / name
+        if path.is_symlink():
+            out += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            out += ["--ro-bind", str(path), str(path)]
+    return out
+
+
+def command(argv: list[str], *, workdir: Path, course_root: Path, rw: list[Path] = (),
+            ro: list[Path] = (), env: dict | None = None, limits: Limits | None = None,
+            sandbox: bool = True, font_cache: Path | None = None, chdir: Path | None = None,
+            keep_fds: tuple[int, ...] = (), python_flags: tuple[str, ...] = ()) -> list[str]:
+    """The command line that runs ``argv`` in the sandbox (see the module docstring)."""
+    limits = limits or Limits()
+    out = [sys.executable, *python_flags, "-m", "sscity.course.sandbox", "run",
+           "--workdir", str(workdir), "--course-root", str(course_root),
+           "--cpu", str(limits.cpu_seconds), "--memory", str(limits.memory_bytes),
+           "--file-size", str(limits.file_bytes), "--processes", str(limits.processes),
+           "--open-files", str(limits.open_files), "--wall", str(limits.wall_seconds)]
+    for path in rw:
+        out += ["--rw", str(path)]
+    for path in ro:
+        out += ["--ro", str(path)]
+    for key, value in (env or {}).items():
+        out += ["--env", f"{key}={value}"]
+    if font_cache is not None:
+        out += ["--font-cache", str(font_cache)]
+    if chdir is not None:
+        out += ["--chdir", str(chdir)]
+    for fd in keep_fds:
+        out += ["--keep-fd", str(fd)]
+    if not sandbox:
+        out.append("--no-sandbox")
+    return [*out, "--", *argv]
+
+
+def _become(uid: int) -> None:
+    """Drop root for good: no groups, real, effective and saved ids all ``uid``."""
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+
+
+def _set_limits(args, own_uid: bool) -> None:
+    limits = [(resource.RLIMIT_CPU, args.cpu), (resource.RLIMIT_AS, args.memory),
+              (resource.RLIMIT_FSIZE, args.file_size), (resource.RLIMIT_NOFILE, args.open_files)]
+    if own_uid:
+        # Counted per real user: it binds only for a user of this process's own (root grading).
+        limits.append((resource.RLIMIT_NPROC, args.processes))
+    for limit, value in limits:
         resource.setrlimit(limit, (value, value))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-
-def _kernel(args) -> None:
-    workdir = Path.cwd().resolve()
-    ipc_dir = Path(args.ipc_dir).resolve()
-    connection = workdir / ".sscity-kernel.json"
-    shutil.copyfile(args.connection_file, connection)
-    if args.font_cache and Path(args.font_cache).is_dir():
-        (workdir / ".matplotlib").mkdir(exist_ok=True)
-        for cached in Path(args.font_cache).glob("fontlist-*.json"):
-            shutil.copyfile(cached, workdir / ".matplotlib" / cached.name)
+def _environment(args, workdir: Path) -> dict:
     env = {
         "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
         "HOME": str(workdir),
@@ -193,69 +233,123 @@ def _kernel(args) -> None:
         "OPENBLAS_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
-        "NBGRADER_EXECUTION": os.environ.get("NBGRADER_EXECUTION", "autograde"),
-        "SSCITY_SANDBOX": "bubblewrap" if not args.no_sandbox else "limits-only",
+        "SSCITY_SANDBOX": "none" if args.no_sandbox else "bubblewrap",
     }
-    kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", str(connection),
-              "--HistoryManager.hist_file=:memory:"]
-    if args.no_sandbox:
-        _set_limits(args)
-        os.chdir(workdir)
-        os.execve(sys.executable, kernel, env)
-
-    course_root = Path(args.course_root).resolve()
-    bwrap = ["bwrap", "--unshare-all", *_user_options(), "--die-with-parent", "--new-session",
-             "--clearenv",
-             "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
-             "--size", str(64 * 1024**2), "--tmpfs", "/tmp"]
-    # Empty, read-only folders over what the student must not see.
-    hidden = ["/root", "/home", str(course_root), *(str(Path(h).resolve()) for h in args.hide)]
-    for path in hidden:
-        bwrap += ["--tmpfs", path]
-    for secret in ("/etc/shadow", "/etc/gshadow"):
-        if os.path.exists(secret):
-            bwrap += ["--ro-bind", "/dev/null", secret]
-    # Mount back what the kernel needs to read, then its own folders read-write.
-    readable = _python_paths() + [course_root / "course", course_root / "datasets"]
-    for path in readable:
-        if path.exists():
-            bwrap += ["--ro-bind", str(path), str(path)]
-    bwrap += ["--bind", str(workdir), str(workdir), "--bind", str(ipc_dir), str(ipc_dir)]
-    for path in hidden:
-        bwrap += ["--remount-ro", path]
-    bwrap += ["--chdir", str(workdir)]
-    for key, value in env.items():
-        bwrap += ["--setenv", key, value]
-    command = [*bwrap, "--", *kernel]
-    _set_limits(args)
-    _run_with_deadline(command, args.wall)
+    for item in args.env:
+        key, _, value = item.partition("=")
+        env[key] = value
+    return env
 
 
-def _run_with_deadline(command: list[str], wall_seconds: int) -> None:
-    """Run the sandboxed kernel; kill it when it outlives ``wall_seconds``.
+def _prepare(args, workdir: Path, uid: int | None) -> None:
+    if args.font_cache and Path(args.font_cache).is_dir():
+        (workdir / ".matplotlib").mkdir(exist_ok=True)
+        for cached in Path(args.font_cache).glob("fontlist-*.json"):
+            shutil.copyfile(cached, workdir / ".matplotlib" / cached.name)
+    if uid is not None:
+        for folder in [workdir, *(Path(p) for p in args.rw)]:
+            for path in [folder, *folder.rglob("*")]:
+                os.lchown(path, uid, uid)
 
-    nbgrader limits each cell, not a whole notebook: a notebook whose every cell hangs
-    would hold a grading worker for (cells x cell timeout). Killing the kernel makes
-    nbgrader report a dead kernel for this student and move on to the next.
+
+def _bwrap(args, workdir: Path, env: dict, uid: int | None) -> list[str]:
+    """The bwrap command line.
+
+    As root, bwrap runs as root with no user namespace (root may reach a Python under
+    /root), keeps only the right to change user, and ``setpriv`` then makes the command a
+    plain user ``uid`` of its own with no capabilities and no way to gain any. As another
+    user, bwrap maps that user to ``nobody`` in a new user namespace.
     """
-    import signal
+    course_root = Path(args.course_root).resolve()
+    out = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+           "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
+    if uid is None:
+        out += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY), "--cap-drop", "ALL"]
+    else:
+        out += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    out += ["--ro-bind", "/usr", "/usr", *_system_links(), "--proc", "/proc", "--dev", "/dev",
+            "--size", str(64 * 1024**2), "--tmpfs", "/tmp", "--chmod", "1777", "/tmp"]
+    readable = readable_paths(course_root) + [Path(p).resolve() for p in args.ro]
+    writable = [workdir, *(Path(p).resolve() for p in args.rw)]
+    # bwrap would create the folders above a mount point private to root (0700).
+    above = sorted({parent for path in readable + writable for parent in path.parents
+                    if parent != Path("/")} - set(readable + writable), key=lambda p: len(p.parts))
+    for parent in above:
+        out += ["--perms", "0755", "--dir", str(parent)]
+    for name in _ETC:
+        if (Path("/etc") / name).exists():
+            out += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    for path in readable:
+        out += ["--ro-bind", str(path), str(path)]
+    for path in writable:
+        out += ["--bind", str(path), str(path)]
+    out += ["--chdir", str(Path(args.chdir).resolve() if args.chdir else workdir)]
+    for key, value in env.items():
+        out += ["--setenv", key, value]
+    out.append("--")
+    if uid is not None:
+        setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
+        out += [setpriv, "--reuid", str(uid), "--regid", str(uid), "--clear-groups",
+                "--no-new-privs", "--inh-caps=-all", "--"]
+    return out
 
-    child = subprocess.Popen(command)
+
+def _run(args) -> None:
+    workdir = Path(args.workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    argv = args.argv[1:] if args.argv and args.argv[0] == "--" else args.argv
+    if not argv:
+        raise SystemExit("sscity sandbox: give the command after --")
+    env = _environment(args, workdir)
+    uid = UID_BASE + os.getpid() if os.geteuid() == 0 else None
+    _prepare(args, workdir, uid)
+    if args.no_sandbox:
+        full, cwd = argv, str(Path(args.chdir).resolve() if args.chdir else workdir)
+    else:
+        full, cwd = [*_bwrap(args, workdir, env, uid), *argv], None
+
+    def demote():
+        if uid is not None and args.no_sandbox:
+            _become(uid)  # with a sandbox, setpriv does it inside
+        _set_limits(args, uid is not None)
+
+    # Inherited descriptors (the checker's channel) stay open across bwrap and the command.
+    keep = tuple(int(fd) for fd in args.keep_fd)
+    child = subprocess.Popen(full, env=env, cwd=cwd, preexec_fn=demote, pass_fds=keep,
+                             start_new_session=args.no_sandbox)
 
     def forward(signum, _frame):
-        child.send_signal(signum)
+        try:
+            child.send_signal(signum)
+        except ProcessLookupError:
+            pass
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
     try:
-        code = child.wait(timeout=wall_seconds)
+        code = child.wait(timeout=args.wall)
     except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
-        print(f"sscity sandbox: the kernel ran longer than {wall_seconds} s and was stopped",
+        _kill(child, args.no_sandbox)
+        print(f"sscity sandbox: the process ran longer than {args.wall} s and was stopped",
               file=sys.stderr)
         code = 137
+    if args.no_sandbox:
+        _kill(child, True)  # whatever it left behind in its session
     sys.exit(code)
+
+
+def _kill(child: subprocess.Popen, group: bool) -> None:
+    try:
+        if group:
+            os.killpg(child.pid, signal.SIGKILL)
+        else:
+            child.kill()
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        child.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -263,24 +357,27 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m sscity.course.sandbox")
     verbs = parser.add_subparsers(dest="verb", required=True)
-    kernel = verbs.add_parser("kernel", help="start an ipykernel inside the sandbox")
-    kernel.add_argument("--connection-file", required=True)
-    kernel.add_argument("--course-root", required=True)
-    kernel.add_argument("--ipc-dir", required=True)
-    kernel.add_argument("--hide", action="append", default=[])
-    kernel.add_argument("--cpu", type=int, default=Limits.cpu_seconds)
-    kernel.add_argument("--memory", type=int, default=Limits.memory_bytes)
-    kernel.add_argument("--file-size", type=int, default=Limits.file_bytes)
-    kernel.add_argument("--processes", type=int, default=Limits.processes)
-    kernel.add_argument("--open-files", type=int, default=Limits.open_files)
-    kernel.add_argument("--wall", type=int, default=Limits.wall_seconds)
-    kernel.add_argument("--no-sandbox", action="store_true")
-    kernel.add_argument("--font-cache", default=None)
-    probe = verbs.add_parser("probe", help="print which isolation this machine gives")
-    probe.set_defaults()
+    run = verbs.add_parser("run", help="run a command in the sandbox")
+    run.add_argument("--workdir", required=True, help="the process's own folder (read-write)")
+    run.add_argument("--course-root", required=True)
+    run.add_argument("--rw", action="append", default=[], help="another read-write folder")
+    run.add_argument("--ro", action="append", default=[], help="another read-only folder")
+    run.add_argument("--env", action="append", default=[], help="KEY=VALUE")
+    run.add_argument("--chdir", default=None)
+    run.add_argument("--keep-fd", action="append", default=[])
+    run.add_argument("--cpu", type=int, default=Limits.cpu_seconds)
+    run.add_argument("--memory", type=int, default=Limits.memory_bytes)
+    run.add_argument("--file-size", type=int, default=Limits.file_bytes)
+    run.add_argument("--processes", type=int, default=Limits.processes)
+    run.add_argument("--open-files", type=int, default=Limits.open_files)
+    run.add_argument("--wall", type=int, default=Limits.wall_seconds)
+    run.add_argument("--no-sandbox", action="store_true")
+    run.add_argument("--font-cache", default=None)
+    run.add_argument("argv", nargs=argparse.REMAINDER)
+    verbs.add_parser("probe", help="print which isolation this machine gives")
     args = parser.parse_args(argv)
-    if args.verb == "kernel":
-        _kernel(args)
+    if args.verb == "run":
+        _run(args)
     else:
         found = isolation()
         print(found.level + ": " + found.description)
