@@ -12,6 +12,7 @@
     sscity data verify                            datasets/ against datasets/MANIFEST
     sscity data manifest                          rewrite datasets/MANIFEST (authors)
     sscity platform serve [--port N] [--db F]     the NGSI-LD broker over HTTP (SQLite file or memory)
+    sscity platform serve --uds PATH              ... on a Unix socket (http+unix:///PATH)
     sscity lab                                    JupyterLab on modules/
 """
 
@@ -192,15 +193,25 @@ def _cmd_data_manifest(args) -> int:
 
 
 def _cmd_platform_serve(args) -> int:
-    from .platform.server import serve
+    from .platform.server import DEFAULT_PORT, serve
 
     if args.memory and args.db:
         raise ValueError("choose --db FILE or --memory, not both")
+    if args.uds is not None and (args.host is not None or args.port is not None):
+        raise ValueError("choose --uds PATH (a Unix socket) or --host/--port (TCP), not both")
     db = None if args.memory or not args.db else Path(args.db)
     where = f"database {db}" if db else "in memory (lost when it stops)"
-    print(f"NGSI-LD broker on http://{args.host}:{args.port}/ngsi-ld/v1, {where}. Stop it with Ctrl+C.",
-          flush=True)
-    serve(host=args.host, port=args.port, db=db)
+    if args.uds is not None:
+        uds = Path(args.uds).absolute()
+        print(f"NGSI-LD broker on the Unix socket {uds}, {where}. Reach it with "
+              f"Client(url=\"http+unix://{uds}\") or SSCITY_BROKER_URL=http+unix://{uds}. "
+              "Stop it with Ctrl+C.", flush=True)
+        serve(db=db, uds=uds)
+        return 0
+    host = "127.0.0.1" if args.host is None else args.host
+    port = DEFAULT_PORT if args.port is None else args.port
+    print(f"NGSI-LD broker on http://{host}:{port}/ngsi-ld/v1, {where}. Stop it with Ctrl+C.", flush=True)
+    serve(host=host, port=port, db=db)
     return 0
 
 
@@ -279,8 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     platform = verbs.add_parser("platform", help="the city data platform: an NGSI-LD broker")
     platform_verbs = platform.add_subparsers(dest="verb", required=True)
     pserve = platform_verbs.add_parser("serve", help="serve the NGSI-LD API over HTTP with uvicorn")
-    pserve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    pserve.add_argument("--port", type=int, default=1026, help="TCP port (default 1026, as Orion-LD)")
+    pserve.add_argument("--host", help="interface (default 127.0.0.1)")
+    pserve.add_argument("--port", type=int, help="TCP port (default 1026, as Orion-LD)")
+    pserve.add_argument("--uds", metavar="PATH", help="listen on this Unix domain socket instead of a TCP "
+                        "port (mode 0666: any user that can enter its folder may connect); clients use "
+                        "http+unix:///PATH")
     pserve.add_argument("--db", help="SQLite database file, kept across restarts")
     pserve.add_argument("--memory", action="store_true", help="keep everything in memory (the default "
                         "without --db)")

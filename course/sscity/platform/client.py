@@ -4,10 +4,21 @@ Which broker a :class:`Client` talks to:
 
 1. ``Client(url="http://host:1026")`` -- that broker (``sscity platform serve``,
    Orion-LD, Scorpio, Stellio);
-2. ``Client(db="city.db")`` -- an embedded broker on that SQLite file, in this process;
-3. ``Client()`` with the environment variable ``SSCITY_BROKER_URL`` set -- that URL (how an
-   instructor moves a whole class to Orion-LD without editing notebooks);
-4. ``Client()`` otherwise -- the process-wide embedded in-memory broker.
+2. ``Client(url="http+unix:///absolute/path/to/broker.sock")`` -- the broker served on that
+   Unix domain socket (``sscity platform serve --uds PATH``): no network needed, so a
+   sandboxed Jupyter kernel can use a broker run by the grader. The path is everything
+   after ``http+unix://`` and must be absolute (hence three slashes); it needs no
+   percent-encoding (``http+unix://%2Ftmp%2Fbroker.sock`` is understood too);
+3. ``Client(db="city.db")`` -- an embedded broker on that SQLite file, in this process;
+4. ``Client()`` with the environment variable ``SSCITY_BROKER_URL`` set -- that URL, of
+   either form above (how an instructor moves a whole class to Orion-LD, or a grader its
+   kernels to its own broker, without editing notebooks);
+5. ``Client()`` otherwise -- the process-wide embedded in-memory broker.
+
+A Client of a broker by URL can be pickled (to a worker process, say): it unpickles into
+an equivalent Client (same URL, tenant header, context, time limit and temporal URL, whatever
+the environment of the other process). A Client of the embedded broker cannot, since that
+broker lives in one process.
 
 The embedded broker is called in process, with no port: an httpx transport runs the ASGI
 application on an event loop in a background thread (an anyio blocking portal), so the
@@ -46,6 +57,8 @@ __all__ = ["BatchResult", "BrokerError", "Client", "EntityList", "UpdateResult",
            "to_dataframe"]
 
 _EMBEDDED_BASE = "http://sscity.embedded"
+_UNIX_SCHEME = "http+unix://"
+_UNIX_EXAMPLE = "http+unix:///absolute/path/to/broker.sock"
 _NGSI = "/ngsi-ld/v1"
 _ATTRIBUTE_TYPES = ("Property", "Relationship", "GeoProperty", "LanguageProperty", "JsonProperty",
                     "VocabProperty", "ListProperty")
@@ -283,14 +296,59 @@ def _tenant_header(tenant: str | None, prefix: str | None) -> str | None:
     return tenant or None
 
 
+def _unix_socket_path(url: str, source: str = "url") -> str | None:
+    """The socket path of a ``http+unix:///path`` URL; None for another URL.
+
+    Raises ValueError, saying what to write, for a malformed Unix socket URL (``source``
+    names where the URL came from, e.g. ``SSCITY_BROKER_URL``).
+    """
+    lowered = url.lower()
+    if not lowered.startswith(("http+unix:", "unix:")):
+        return None
+    if not lowered.startswith(_UNIX_SCHEME):  # unix:///x.sock, http+unix:/x.sock
+        rest = url.split(":", 1)[1].lstrip("/")
+        suggestion = f"{_UNIX_SCHEME}/{rest}" if rest else _UNIX_EXAMPLE
+        raise ValueError(f"{source}={url!r}: write a broker on a Unix socket as {suggestion} "
+                         "(http+unix:// followed by the absolute path of the socket).")
+    path = url[len(_UNIX_SCHEME):]
+    if path[:3].lower() == "%2f":  # the percent-encoded form of requests-unixsocket
+        path = unquote(path)
+    path = path.rstrip("/")
+    if not path:
+        raise ValueError(f"{source}={url!r} names no socket: write {_UNIX_EXAMPLE} (http+unix:// "
+                         "followed by the absolute path of the socket given to sscity platform serve --uds).")
+    if not path.startswith("/"):
+        raise ValueError(f"{source}={url!r}: the socket path must be absolute, so the URL has three "
+                         f"slashes: write e.g. {_UNIX_SCHEME}{os.path.abspath(path)}")
+    return path
+
+
+def _remote_http(url: str, uds: str | None, headers: dict, timeout_s: float) -> httpx.Client:
+    """An httpx client for a broker at ``url``, over the Unix socket ``uds`` if given."""
+    if uds is not None:
+        return httpx.Client(base_url="http://localhost", headers=headers, timeout=timeout_s,
+                            transport=httpx.HTTPTransport(uds=uds))
+    return httpx.Client(base_url=url, headers=headers, timeout=timeout_s)
+
+
+def _client_from_state(cls, url: str, tenant: str | None, tenant_header: str | None, context: str,
+                       timeout_s: float, temporal_url: str | None) -> Client:
+    """Rebuild a pickled :class:`Client` (see ``Client.__reduce__``), ignoring the environment."""
+    client = cls.__new__(cls)
+    client._connect(url, tenant, tenant_header, context, None, timeout_s, temporal_url)
+    return client
+
+
 class Client:
     """Talk NGSI-LD to the embedded broker or to any broker by URL.
 
     Parameters
     ----------
     url : str, optional
-        Broker base URL, e.g. ``http://localhost:1026``. None: ``db`` if given, else the
-        environment variable ``SSCITY_BROKER_URL``, else the embedded in-memory broker.
+        Broker base URL, e.g. ``http://localhost:1026``, or
+        ``http+unix:///absolute/path/to/broker.sock`` for a broker on a Unix domain socket
+        (``sscity platform serve --uds PATH``). None: ``db`` if given, else the environment
+        variable ``SSCITY_BROKER_URL`` (either form), else the embedded in-memory broker.
     tenant : str, optional
         Sent as the ``NGSILD-Tenant`` header (a separate data space). When the environment
         variable ``SSCITY_TENANT_PREFIX`` is set (e.g. to the student's login on a class's
@@ -305,7 +363,30 @@ class Client:
         Time limit of one request to a remote broker.
     temporal_url : str, optional
         Base URL of a separate temporal service (Orion-LD serves history through Mintaka,
-        e.g. ``http://localhost:8080``); default ``SSCITY_TEMPORAL_URL`` or ``url`` itself.
+        e.g. ``http://localhost:8080``, or a ``http+unix:///...`` socket); default
+        ``SSCITY_TEMPORAL_URL`` or ``url`` itself.
+
+    Attributes
+    ----------
+    url : str
+        The broker's URL as given (without a final ``/``).
+    uds : str or None
+        The path of the broker's Unix socket, for a ``http+unix://`` URL.
+    tenant, tenant_header : str or None
+        The tenant asked for, and the ``NGSILD-Tenant`` header sent (with the prefix).
+
+    Raises
+    ------
+    ValueError
+        ``url`` and ``db`` both given, or a malformed ``http+unix://`` URL (the message
+        says what to write).
+
+    Notes
+    -----
+    A Client by URL pickles as its URL, tenant, header, context, time limit and temporal
+    URL, and unpickles (in any process) into an equivalent new Client that sends the same
+    ``NGSILD-Tenant`` header, whatever ``SSCITY_TENANT_PREFIX`` is there. A Client of the
+    embedded broker refuses to pickle (TypeError).
 
     Examples
     --------
@@ -321,30 +402,64 @@ class Client:
                  db: str | Path | None = None, timeout_s: float = 10.0, temporal_url: str | None = None):
         if url is not None and db is not None:
             raise ValueError("Give either url= (a broker over HTTP) or db= (an embedded broker), not both.")
+        url_source = "url"
         if url is None and db is None:
             url = os.environ.get("SSCITY_BROKER_URL") or None
+            url_source = "SSCITY_BROKER_URL"
         context = context or os.environ.get("SSCITY_CONTEXT_URL") or COURSE_CONTEXT_URL
         if not isinstance(context, str):
             raise TypeError("context must be the URL of a JSON-LD context (GET requests can only name a "
                             "context by URL). To send an inline context, put \"@context\" in the entity.")
+        tenant_header = _tenant_header(tenant, os.environ.get("SSCITY_TENANT_PREFIX") or None)
+        temporal_source = "temporal_url" if temporal_url else "SSCITY_TEMPORAL_URL"
+        temporal_url = temporal_url or (os.environ.get("SSCITY_TEMPORAL_URL") if url else None) or None
+        self._connect(url, tenant, tenant_header, context, db, timeout_s, temporal_url, url_source,
+                      temporal_source)
+
+    def _connect(self, url: str | None, tenant: str | None, tenant_header: str | None, context: str,
+                 db: str | Path | None, timeout_s: float, temporal_url: str | None, url_source: str = "url",
+                 temporal_source: str = "temporal_url") -> None:
+        """Set up the client from settings already resolved against the environment."""
+        uds = _unix_socket_path(url, url_source) if url is not None else None
+        temporal_uds = _unix_socket_path(temporal_url, temporal_source) if temporal_url else None
         self.context = context
         self.tenant = tenant
-        self.tenant_header = _tenant_header(tenant, os.environ.get("SSCITY_TENANT_PREFIX") or None)
+        self.tenant_header = tenant_header
+        self.timeout_s = timeout_s
         self.embedded = None
+        self.uds = uds
         self._link = context_link_header(context)
         headers = {"Accept": "application/json"}
         if self.tenant_header:
             headers["NGSILD-Tenant"] = self.tenant_header
-        temporal_url = temporal_url or (os.environ.get("SSCITY_TEMPORAL_URL") if url else None) or None
         self._temporal_base = temporal_url.rstrip("/") if temporal_url else ""
+        self._temporal_uds = temporal_uds
         if url is not None:
             self.url = url.rstrip("/")
-            self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
+            self._http = _remote_http(self.url, uds, headers, timeout_s)
         else:
             self.embedded = embedded_broker(db)
             self.url = _EMBEDDED_BASE
             self._http = httpx.Client(base_url=_EMBEDDED_BASE, headers=headers,
                                       transport=InProcessTransport(self.embedded.app))
+        # A temporal service on another transport than the broker's needs a client of its own
+        # (otherwise its absolute URLs go through self._http, sharing its connections).
+        self._temporal_http = None
+        if self._temporal_base and (temporal_uds or uds):
+            self._temporal_http = _remote_http(self._temporal_base, temporal_uds, headers, timeout_s)
+
+    def __reduce__(self):
+        if self.embedded is not None:
+            raise TypeError("Cannot pickle a Client of the embedded broker: an embedded broker lives in one "
+                            "process; use Client(url=...) with a broker served by `sscity platform serve` "
+                            "(--port or --uds) to share it with other processes.")
+        return (_client_from_state, (type(self), self.url, self.tenant, self.tenant_header, self.context,
+                                     self.timeout_s, self._temporal_base or None))
+
+    def __copy__(self) -> Client:
+        clone = type(self).__new__(type(self))  # shares the connections, as a copy always did
+        clone.__dict__.update(self.__dict__)
+        return clone
 
     def __repr__(self) -> str:
         where = f"embedded broker ({self.embedded.store.path})" if self.embedded else self.url
@@ -360,11 +475,18 @@ class Client:
     def close(self) -> None:
         """Close the HTTP connections (the embedded broker keeps running for other clients)."""
         self._http.close()
+        if self._temporal_http is not None:
+            self._temporal_http.close()
 
     # -- plumbing -----------------------------------------------------------------------
 
     def _request(self, method: str, path: str, *, params: dict | None = None, body=None,
-                 headers: dict | None = None) -> httpx.Response:
+                 headers: dict | None = None, temporal: bool = False) -> httpx.Response:
+        http, where, uds, label = self._http, self.url, self.uds, f"{method} {path}"
+        variable = "SSCITY_BROKER_URL"
+        if temporal and self._temporal_http is not None:  # path is relative to the temporal service
+            http, where, uds = self._temporal_http, self._temporal_base, self._temporal_uds
+            label, variable = f"{method} {where}{path}", "SSCITY_TEMPORAL_URL"
         extra = dict(headers or {})
         content = None
         if body is not None and _has_context(body):
@@ -378,14 +500,15 @@ class Client:
                 extra["Content-Type"] = "application/json"
         # None rather than {}: httpx replaces a query already in ``path`` (a next-page link) by params.
         params = {key: value for key, value in (params or {}).items() if value is not None} or None
-        request = self._http.build_request(method, path, params=params, content=content, headers=extra)
-        label = f"{method} {path}"
+        request = http.build_request(method, path, params=params, content=content, headers=extra)
         try:
-            response = self._http.send(request)
+            response = http.send(request)
         except httpx.HTTPError as err:
+            running = f"sscity platform serve --uds {uds}" if uds else "sscity platform serve"
+            socket_note = " The socket file must exist, and its folder be open to you." if uds else ""
             raise BrokerError(None, None, "Connection failed",
-                              f"cannot reach the broker at {self.url} ({err})", label,
-                              "Is the broker running (sscity platform serve)? Check SSCITY_BROKER_URL, "
+                              f"cannot reach the broker at {where} ({err})", label,
+                              f"Is the broker running ({running})?{socket_note} Check {variable}, "
                               "or unset it to use the embedded broker.") from None
         if response.status_code >= 400:
             raise self._error(response, label)
@@ -687,13 +810,13 @@ class Client:
                   "lastN": last_n,
                   "attrs": ",".join(attrs) if isinstance(attrs, (list, tuple, set)) else attrs,
                   "options": "temporalValues" if temporal_values else None}
-        base = f"{self._temporal_base}{_NGSI}/temporal/entities"
+        base = f"{'' if self._temporal_http is not None else self._temporal_base}{_NGSI}/temporal/entities"
         if entity_id is not None:
             path = f"{base}/{quote(entity_id, safe=':@!$&()*+,;=-._~')}"
-            return self._request("GET", path, params=params).json()
+            return self._request("GET", path, params=params, temporal=True).json()
         params.update({"type": ",".join(type) if isinstance(type, (list, tuple)) else type, "q": q,
                        "limit": limit, "offset": offset})
-        return self._request("GET", base, params=params).json()
+        return self._request("GET", base, params=params, temporal=True).json()
 
     # -- subscriptions ----------------------------------------------------------------
 

@@ -3,38 +3,174 @@
 The server is uvicorn with one worker process (SQLite serialises writers anyway, and a
 second process would double the memory for nothing on a laptop), no access log, and the
 HTTP parser uvicorn picks (httptools when installed, else h11).
+
+It listens on a TCP port (``http://127.0.0.1:1026``, like Orion-LD) or, with ``uds=``, on a
+Unix domain socket: a file that any local process allowed into its folder can connect to,
+even one with no network at all (a sandboxed Jupyter kernel of the grader). Clients reach
+it with ``Client(url="http+unix:///path/to/broker.sock")``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import signal
+import socket
+import stat
+import sys
+import threading
 from pathlib import Path
 
 DEFAULT_PORT = 1026  # the port of Orion-LD, so clients need no change
+SOCKET_MODE = 0o666  # any user may connect: the folder around the socket decides who can reach it
+_MAX_SOCKET_PATH = 103 if sys.platform == "darwin" else 107  # bytes of sun_path, less its final NUL
+
+
+def _check_socket_path(path: Path) -> None:
+    """Raise ValueError unless a Unix socket can be bound at ``path`` (removes a stale one)."""
+    if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
+        raise ValueError(f"the socket path {path} is {len(os.fsencode(path))} bytes long; Unix sockets "
+                         f"allow at most {_MAX_SOCKET_PATH} here. Choose a shorter path, e.g. "
+                         "/tmp/sscity/broker.sock.")
+    if not path.parent.is_dir():
+        raise ValueError(f"the folder {path.parent} does not exist; create it first (mkdir -p "
+                         f"{path.parent}) or choose another socket path.")
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ValueError(f"{path} exists and is not a socket; choose another path for --uds.")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError as err:
+            if err.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+                raise ValueError(f"cannot check the socket {path} ({err}); remove it or choose another "
+                                 "path.") from None
+        else:
+            raise ValueError(f"a server is already listening on {path}; stop it first, or choose another "
+                             "path.")
+    path.unlink(missing_ok=True)  # a socket left behind by a server that was killed
+
+
+def _bind_unix_socket(path: Path) -> socket.socket:
+    """A listening Unix socket at ``path``, mode :data:`SOCKET_MODE`, ready when the file appears.
+
+    The socket is bound under a temporary name in the same folder, made connectable by
+    every user and put to listening, and only then renamed to ``path``: whoever sees the
+    file can connect at once (no window where it exists but refuses connections or has the
+    umask's mode).
+    """
+    _check_socket_path(path)
+    staging = path.with_name(f".sscity-{os.getpid()}.sock")
+    if len(os.fsencode(staging)) > _MAX_SOCKET_PATH:
+        staging = path  # no room for the temporary name: bind in place
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        staging.unlink(missing_ok=True)
+        sock.bind(str(staging))
+        os.chmod(staging, SOCKET_MODE)
+        sock.listen(2048)
+        if staging != path:
+            os.replace(staging, path)
+    except BaseException:
+        sock.close()
+        with contextlib.suppress(OSError):
+            staging.unlink()
+        raise
+    return sock
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    info = path.lstat()
+    return info.st_dev, info.st_ino, info.st_ctime_ns
+
+
+@contextlib.contextmanager
+def _exit_cleanly_on_sigterm():
+    """Turn SIGTERM into SystemExit, so that ``finally`` blocks (removing the socket) run.
+
+    uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the handler
+    it found: the default one would kill the process before the socket file is removed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, db: str | Path | None = None,
-          log_level: str = "warning") -> None:
-    """Serve the NGSI-LD API on ``http://host:port/ngsi-ld/v1`` until interrupted.
+          log_level: str = "warning", uds: str | Path | None = None) -> None:
+    """Serve the NGSI-LD API on ``http://host:port/ngsi-ld/v1`` (or a Unix socket) until interrupted.
 
     Parameters
     ----------
     host : str
         Interface to listen on; ``127.0.0.1`` keeps the broker private to this machine.
+        Ignored when ``uds`` is given.
     port : int
-        TCP port (1026, like Orion-LD, by default).
+        TCP port (1026, like Orion-LD, by default). Ignored when ``uds`` is given.
     db : str or Path, optional
         SQLite database file, kept across restarts. None or ``":memory:"`` keeps
         everything in memory (lost when the server stops).
     log_level : str
         uvicorn's log level.
+    uds : str or Path, optional
+        Listen on a Unix domain socket at this path instead of a TCP port (Linux, macOS).
+        The socket file is made with mode 0o666, so a process of another user (a sandboxed
+        Jupyter kernel with no network) can connect: restrict access with the permissions
+        of its folder. The file appears only once it accepts connections (a request made
+        while the broker is still starting waits for it), and is removed when the server
+        stops. A socket left behind by a killed server is replaced; a path that is not a
+        socket, or one another server listens on, is refused. Clients use
+        ``Client(url="http+unix:///absolute/path/of/the.sock")``.
+
+    Raises
+    ------
+    ValueError
+        ``uds`` cannot be used: too long (Unix sockets allow about 100 bytes), in a folder that
+        does not exist, not a socket, or already served.
+    RuntimeError
+        ``uds`` on a system without Unix domain sockets for asyncio (Windows).
     """
     import uvicorn
 
     from .broker import Broker
 
-    broker = Broker(db if db is not None else ":memory:")
-    try:
-        uvicorn.run(broker.app, host=host, port=port, log_level=log_level, access_log=False,
-                    lifespan="off", server_header=False, date_header=False)
-    finally:
-        broker.close()
+    if uds is None:
+        broker = Broker(db if db is not None else ":memory:")
+        try:
+            uvicorn.run(broker.app, host=host, port=port, log_level=log_level, access_log=False,
+                        lifespan="off", server_header=False, date_header=False)
+        finally:
+            broker.close()
+        return
+    if os.name != "posix" or not hasattr(socket, "AF_UNIX"):
+        raise RuntimeError("a Unix domain socket (--uds) needs Linux or macOS; serve on a port instead.")
+    uds = Path(uds).absolute()
+    with _exit_cleanly_on_sigterm():
+        sock = _bind_unix_socket(uds)
+        ours = None
+        try:
+            ours = _identity(uds)
+            broker = Broker(db if db is not None else ":memory:")
+            try:
+                uvicorn.run(broker.app, fd=sock.fileno(), log_level=log_level, access_log=False,
+                            lifespan="off", server_header=False, date_header=False)
+            finally:
+                broker.close()
+        finally:
+            sock.close()
+            with contextlib.suppress(OSError):
+                if _identity(uds) == ours:  # still ours, not a newer server's
+                    uds.unlink()
