@@ -2,69 +2,161 @@
 the instructor.
 
 - ``DIR/feedback/<student>/<module>.html`` -- points per task and, for each failed task,
-  the reason in plain words (English and Japanese). The message of a *visible* test is
-  shown as written; a failed *hidden* test is never quoted, only described.
+  the reason in plain words (English and Japanese). A failure message is quoted only when
+  it is, exactly, the message of a visible assert of the released test cell
+  (:func:`visible_messages`, :func:`feedback_message`); anything else -- a hidden test, an
+  error raised while a test used the answer, a message with text appended -- is shown as
+  a hidden check. The page never quotes test source, raw error text or grader logs.
 - ``DIR/grades_by_track.csv`` -- per student, module and track: the score rescaled to 100
   on the tasks the track counts (degree: all; recurrent: core), and the weighted total
   over the graded modules (weights from ``course/tracks.toml``).
-- ``DIR/report.html`` -- score distributions, pass rate per task, the most common failing
-  checks, flagged submissions and why, and which isolation the grading used.
+- ``DIR/report.html`` (instructors only) -- score distributions, pass rate per task, the
+  most common failing checks (what students were shown, and the raw error), flagged
+  submissions and why, and which isolation the grading used.
 """
 
 from __future__ import annotations
 
+import ast
 import base64
 import csv
 import html
 import io
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
 from .notebooks import grade_id, is_test_cell, visible_source
 from .tracks import load_tracks
 
-__all__ = ["failure_explanation", "track_grades", "write_feedback", "write_report"]
+__all__ = ["failure_explanation", "feedback_message", "track_grades", "visible_messages",
+           "write_feedback", "write_report"]
 
-HIDDEN = ("A hidden check failed: your answer passes the visible tests but not every case the grader "
-          "tries. Re-read the task and try your answer on other inputs. / 非公開のチェックに失敗しました。"
-          "公開テストには合格していますが、採点で試すすべての場合には合っていません。課題文を読み直し、"
-          "別の入力でも確かめましょう。")
-_EXPLAIN = {
-    "NameError": ("A name the test uses is not defined: run your answer cell, and use exactly the name "
-                  "the task asks for. / テストが使う名前が定義されていません。"
-                  "解答セルを実行し、課題が指定する名前をそのまま使いましょう。"),
-    "NotImplementedError": ("This task was not answered (the placeholder is still there). / "
+HIDDEN_LABEL = "Hidden check / 非公開のチェック"
+HIDDEN = (f"{HIDDEN_LABEL}: a check failed, and its details are not shown (a hidden test, or an "
+          "error raised while the test used your answer). Run the test cell yourself: if its visible "
+          "checks pass, re-read the task and try your answer on other inputs. / 詳細を表示しない"
+          "チェックに失敗しました（非公開のテスト、またはテストが解答を使ったときのエラー）。テストセルを"
+          "自分で実行し、公開されたチェックに合格するなら、課題文を読み直して別の入力でも確かめましょう。")
+# Fixed hints for a few error types: chosen by the type's exact name, never quoting the error.
+_HINTS = {
+    "NameError": ("a name the test uses is not defined: run your answer cell, and use exactly the "
+                  "name the task asks for. / テストが使う名前が定義されていません。解答セルを実行し、"
+                  "課題が指定する名前をそのまま使いましょう。"),
+    "NotImplementedError": ("this task was not answered (the placeholder is still there). / "
                             "この課題は未解答です（ひな形のままです）。"),
-    "KeyboardInterrupt": ("The code ran past the time limit and was stopped. / 制限時間を超えたため"
+    "KeyboardInterrupt": ("the code ran past the time limit and was stopped. / 制限時間を超えたため"
                           "停止されました。"),
-    "MemoryError": "The code ran out of memory. / メモリが不足しました。",
+    "MemoryError": "the code ran out of memory. / メモリが不足しました。",
 }
-_GENERIC = ("Your answer raised {ename} when the test used it: run the test cell yourself to see "
-            "where. / テストが解答を使ったときに {ename} が発生しました。テストセルを自分で実行して"
-            "場所を確かめましょう。")
+NO_DETAIL = ("No points, and no result that can be shown (see the note above if your submission was "
+             "flagged). / 得点はなく、表示できる結果もありません（フラグが付いた場合は上の説明を"
+             "見てください）。")
+_ASSERTION = "AssertionError:"
 
 
-def failure_explanation(message: str, visible_text: str) -> str:
-    """Plain words for a failed test: the visible message, or a description that reveals nothing."""
+def _without_magics(source: str) -> str:
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+
+
+def _literal_text(node: ast.AST | None) -> str | None:
+    """The text of a string literal (implicit concatenation and parentheses included);
+    None for f-strings and anything computed."""
+    if node is None or isinstance(node, ast.JoinedStr):
+        return None
+    try:
+        value = ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def visible_messages(test_cell_source: str) -> set[str]:
+    """The messages of the visible asserts of a released test cell, stripped.
+
+    Read statically: ``assert cond, "literal"`` (and ``raise AssertionError("literal")``)
+    whose message is a string literal. Hidden-test regions are dropped first, in case the
+    source still holds them; a cell that does not parse has no quotable message.
+    """
+    try:
+        tree = ast.parse(_without_magics(visible_source(test_cell_source)))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    found = set()
+    for node in ast.walk(tree):
+        text = None
+        if isinstance(node, ast.Assert):
+            text = _literal_text(node.msg)
+        elif (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)
+              and isinstance(node.exc.func, ast.Name) and node.exc.func.id == "AssertionError"
+              and len(node.exc.args) == 1 and not node.exc.keywords):
+            text = _literal_text(node.exc.args[0])
+        if text:
+            found.add(text)
+    return found
+
+
+def feedback_message(failure: str, visible: set[str]) -> str | None:
+    """The message a student may read for ``failure`` (``"AssertionError: <message>"``), or None.
+
+    Quoted only when the message is, exactly (surrounding whitespace aside), one of the
+    ``visible`` messages: never a prefix, never "contains". Other errors, messages with
+    text appended, and empty messages give None (shown as a hidden check).
+    """
+    failure = (failure or "").strip()
+    if not failure.startswith(_ASSERTION):
+        return None
+    text = failure[len(_ASSERTION):].strip()
+    if text and text in {v.strip() for v in visible}:
+        return text
+    return None
+
+
+def failure_explanation(message: str, visible: set[str]) -> str:
+    """Plain words for a failed test: the exact visible message, or words that reveal nothing."""
     if not message:
         return ""
-    ename, _, evalue = message.partition(": ")
-    if ename == "AssertionError":
-        shown = evalue.strip()
-        if shown and shown[:40] in visible_text:
-            return shown
-        return HIDDEN
-    return _EXPLAIN.get(ename, _GENERIC.format(ename=ename))
+    quoted = feedback_message(message, visible)
+    if quoted is not None:
+        return quoted
+    ename = message.partition(":")[0].strip()
+    if ename in _HINTS:
+        return f"{HIDDEN_LABEL}: {_HINTS[ename]}"
+    return HIDDEN
 
 
-def _visible_texts(releases: dict) -> dict[str, str]:
-    """``notebook/grade_id`` -> what students can read of each test cell."""
-    texts = {}
+def _visible_sets(releases: dict) -> dict[str, set[str]]:
+    """``notebook/grade_id`` -> the messages students can read in each released test cell."""
+    messages = {}
     for name, nb in releases.items():
         for cell in nb.cells:
             if is_test_cell(cell):
-                texts[f"{name[:-6]}/{grade_id(cell)}"] = visible_source(cell.source)
-    return texts
+                messages[f"{name[:-6]}/{grade_id(cell)}"] = visible_messages(cell.source)
+    return messages
+
+
+# Why a submission was flagged, in fixed words: chosen by keywords of the instructor's reason,
+# never quoting it (it can hold grader logs, file names and error text).
+_FLAG_NOTES = (
+    ("withheld", "Its score is withheld (shown as 0) until a person has looked at it. / "
+                 "確認が済むまで得点は保留（0点と表示）されます。"),
+    (r"deleted|duplicated|changed from|edited|unknown graded cell",
+     "Graded cells were deleted, duplicated, retyped or edited (test cells were restored before "
+     "grading). / 採点対象のセルが削除・複製・種類の変更・編集されていました（テストセルは採点前に"
+     "元に戻しました）。"),
+    (r"renamed|missing|cannot be read",
+     "A notebook was renamed, missing or could not be read. / ノートブックの名前が変わっている、"
+     "見つからない、または読めませんでした。"),
+    (r"time limit", "A cell ran past the time limit. / 制限時間を超えたセルがありました。"),
+    (r"memory", "A cell ran out of memory. / メモリが不足したセルがありました。"),
+    (r"did not run to the end|never ran|could not be graded",
+     "The notebook did not run to the end when it was graded. / 採点時にノートブックが最後まで"
+     "実行されませんでした。"),
+)
+
+
+def _flag_notes(reason: str) -> list[str]:
+    return [note for pattern, note in _FLAG_NOTES if re.search(pattern, reason or "")]
 
 
 _STYLE = """<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.5}
@@ -75,7 +167,7 @@ table{border-collapse:collapse}td,th{border:1px solid #999;padding:.3em .6em;tex
 def write_feedback(out: Path, results, releases_by_module: dict) -> list[Path]:
     """One HTML page per submission under ``out/feedback/<student>/<module>.html``."""
     written = []
-    visible = {m: _visible_texts(r) for m, r in releases_by_module.items()}
+    visible = {m: _visible_sets(r) for m, r in releases_by_module.items()}
     for result in results:
         rows = []
         for key, task in result.tasks.items():
@@ -85,15 +177,18 @@ def write_feedback(out: Path, results, releases_by_module: dict) -> list[Path]:
                 continue
             status = ("<span class=ok>passed / 合格</span>" if task["passed"]
                       else "<span class=fail>not passed / 不合格</span>")
-            why = "" if task["passed"] else failure_explanation(task["message"],
-                                                                 visible[result.module].get(key, ""))
+            why = "" if task["passed"] else (
+                failure_explanation(task["message"], visible.get(result.module, {}).get(key, set()))
+                or NO_DETAIL)
             rows.append(f"<tr><td>{html.escape(key)}</td><td>{task['tier'] or ''}</td>"
                         f"<td>{task['score']:g} / {task['max']:g}</td><td>{status}<br>"
                         f"{html.escape(why)}</td></tr>")
         flag = ""
         if result.status == "flagged":
-            flag = (f"<p class=warn>Your submission was flagged for a person to look at / 確認のため"
-                    f"フラグが付きました: {html.escape(result.reason)}</p>")
+            notes = "".join(f"<br>{html.escape(note)}" for note in _flag_notes(result.reason))
+            flag = ("<p class=warn>Your submission was flagged for a person to look at; your "
+                    "instructor will tell you more. / 確認のためフラグが付きました。詳しくは担当教員"
+                    f"から伝えます。{notes}</p>")
         page = (f"<!doctype html><meta charset=utf-8><title>{html.escape(result.module)} feedback</title>"
                 f"{_STYLE}<h1>{html.escape(result.module)} — feedback / フィードバック</h1>"
                 f"<p>Student / 学生: <b>{html.escape(result.student)}</b> — autograded points / 自動採点: "
@@ -160,9 +255,12 @@ def write_report(out: Path, results, releases_by_module: dict, isolation: dict) 
         writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    visible = {m: _visible_texts(r) for m, r in releases_by_module.items()}
+    visible = {m: _visible_sets(r) for m, r in releases_by_module.items()}
     parts = [f"<!doctype html><meta charset=utf-8><title>Grading report</title>{_STYLE}",
              "<h1>Grading report / 採点レポート</h1>",
+             "<p class=warn>For instructors only: it shows raw errors, which can quote hidden "
+             "tests. Do not share it with students. / 教員専用：非公開テストを含みうるエラーを"
+             "そのまま表示します。学生に共有しないでください。</p>",
              f"<p>{len(results)} submissions / 提出数. Isolation / 隔離: "
              f"<b>{html.escape(isolation['level'])}</b> — {html.escape(isolation['description'])}</p>"]
     for warning in isolation.get("warnings", []):
@@ -202,12 +300,15 @@ def write_report(out: Path, results, releases_by_module: dict, isolation: dict) 
         for r in own:
             for k, t in r.tasks.items():
                 if t["auto"] and not t["passed"] and t["message"]:
-                    text = failure_explanation(t["message"], visible[module].get(k, ""))
-                    failing[(k, "hidden check / 非公開のチェック" if text == HIDDEN else text[:160])] += 1
+                    quoted = feedback_message(t["message"], visible.get(module, {}).get(k, set()))
+                    shown = quoted[:160] if quoted is not None else HIDDEN_LABEL
+                    failing[(k, shown, t["message"].strip()[:160])] += 1
         parts.append("<h3>Most common failing checks / よくある不合格の原因</h3><table>"
-                     "<tr><th>task</th><th>check</th><th>submissions</th></tr>")
-        for (k, text), count in failing.most_common(10):
-            parts.append(f"<tr><td>{html.escape(k)}</td><td>{html.escape(text)}</td><td>{count}</td></tr>")
+                     "<tr><th>task</th><th>shown to students / 学生への表示</th>"
+                     "<th>raw error (instructors only) / エラー（教員のみ）</th><th>submissions</th></tr>")
+        for (k, shown, raw), count in failing.most_common(10):
+            parts.append(f"<tr><td>{html.escape(k)}</td><td>{html.escape(shown)}</td>"
+                         f"<td>{html.escape(raw)}</td><td>{count}</td></tr>")
         parts.append("</table>")
     flagged = [r for r in results if r.status == "flagged"]
     parts.append(f"<h2>Flagged submissions / フラグ付きの提出 ({len(flagged)})</h2><table>"
