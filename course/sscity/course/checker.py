@@ -189,8 +189,24 @@ def _run(code: str, namespace: Namespace, capture: bool) -> list[dict]:
     return outputs
 
 
+def _shared_temporary_folders() -> None:
+    """Temporary folders a test makes are for the student's function to write in: the
+    student's kernel runs as another user, so open them to it (/tmp is shared by the two)."""
+    import tempfile
+
+    private = tempfile.mkdtemp
+
+    def mkdtemp(*args, **kwargs):
+        path = private(*args, **kwargs)
+        os.chmod(path, 0o1777)
+        return path
+
+    tempfile.mkdtemp = mkdtemp
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    _shared_temporary_folders()
     sock = socket.socket(fileno=int(argv[0]))
     namespace = Namespace(_Channel(sock))
     while True:

@@ -85,7 +85,7 @@ def _bwrap_works() -> tuple[bool, str]:
     if shutil.which("bwrap") is None:
         return False, "bubblewrap (bwrap) is not installed"
     uid = UID_BASE + os.getpid() if os.geteuid() == 0 else None
-    args = argparse.Namespace(course_root="/nonexistent", ro=[], rw=[], chdir="/")
+    args = argparse.Namespace(course_root="/nonexistent", ro=[], rw=[], chdir="/", tmp=None)
     command = _bwrap(args, Path("/tmp"), {}, uid) + ["/usr/bin/id", "-u"]
     command = [c for c in command]
     # The probe binds nothing of its own: drop the /tmp work folder bind.
@@ -178,7 +178,8 @@ def _system_links() -> list[str]:
 def command(argv: list[str], *, workdir: Path, course_root: Path, rw: list[Path] = (),
             ro: list[Path] = (), env: dict | None = None, limits: Limits | None = None,
             sandbox: bool = True, font_cache: Path | None = None, chdir: Path | None = None,
-            keep_fds: tuple[int, ...] = (), python_flags: tuple[str, ...] = ()) -> list[str]:
+            keep_fds: tuple[int, ...] = (), python_flags: tuple[str, ...] = (),
+            tmp: Path | None = None) -> list[str]:
     """The command line that runs ``argv`` in the sandbox (see the module docstring)."""
     limits = limits or Limits()
     out = [sys.executable, *python_flags, "-m", "sscity.course.sandbox", "run",
@@ -198,6 +199,8 @@ def command(argv: list[str], *, workdir: Path, course_root: Path, rw: list[Path]
         out += ["--chdir", str(chdir)]
     for fd in keep_fds:
         out += ["--keep-fd", str(fd)]
+    if tmp is not None:
+        out += ["--tmp", str(tmp)]
     if not sandbox:
         out.append("--no-sandbox")
     return [*out, "--", *argv]
@@ -268,7 +271,8 @@ def _bwrap(args, workdir: Path, env: dict, uid: int | None) -> list[str]:
     else:
         out += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     out += ["--ro-bind", "/usr", "/usr", *_system_links(), "--proc", "/proc", "--dev", "/dev",
-            "--size", str(64 * 1024**2), "--tmpfs", "/tmp", "--chmod", "1777", "/tmp"]
+            *(["--bind", str(Path(args.tmp).resolve()), "/tmp"] if args.tmp else
+              ["--size", str(64 * 1024**2), "--tmpfs", "/tmp", "--chmod", "1777", "/tmp"])]
     readable = readable_paths(course_root) + [Path(p).resolve() for p in args.ro]
     writable = [workdir, *(Path(p).resolve() for p in args.rw)]
     # bwrap would create the folders above a mount point private to root (0700).
@@ -364,6 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--ro", action="append", default=[], help="another read-only folder")
     run.add_argument("--env", action="append", default=[], help="KEY=VALUE")
     run.add_argument("--chdir", default=None)
+    run.add_argument("--tmp", default=None, help="a folder to be /tmp (shared with another process)")
     run.add_argument("--keep-fd", action="append", default=[])
     run.add_argument("--cpu", type=int, default=Limits.cpu_seconds)
     run.add_argument("--memory", type=int, default=Limits.memory_bytes)

@@ -114,8 +114,12 @@ class NotebookRun:
         self.ipc = self.root / "ipc"
         self.home = self.root / "checker"
         self.service = self.root / "service"
-        for folder in (self.work, self.ipc, self.home, self.service):
+        # /tmp of both the kernel and the checker: a test may hand the student's function a
+        # temporary path and read back what it wrote there.
+        self.tmp = self.root / "tmp"
+        for folder in (self.work, self.ipc, self.home, self.service, self.tmp):
             folder.mkdir()
+        self.tmp.chmod(0o1777)
         self.course_root = Path(settings["course_root"])
         self.sandbox = bool(settings.get("sandbox", True))
         self.font_cache = settings.get("font_cache")
@@ -158,7 +162,7 @@ class NotebookRun:
         return command(argv, workdir=workdir, course_root=self.course_root, rw=list(rw), ro=list(ro),
                        env=self.env, limits=self.limits, sandbox=self.sandbox,
                        font_cache=Path(self.font_cache) if self.font_cache else None,
-                       chdir=chdir, keep_fds=keep_fds, python_flags=flags)
+                       chdir=chdir, keep_fds=keep_fds, python_flags=flags, tmp=self.tmp)
 
     def start_broker(self) -> None:
         """An NGSI-LD broker for this notebook alone, on a Unix socket (no network needed)."""
