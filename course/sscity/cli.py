@@ -96,7 +96,8 @@ def _cmd_grade(args) -> int:
 
     run = grade(_root(args), Path(args.submissions), Path(args.out), jobs=args.jobs,
                 modules=args.module or None, scheduler=args.scheduler,
-                cell_timeout=args.cell_timeout, progress=not args.no_progress)
+                cell_timeout=args.cell_timeout, progress=not args.no_progress,
+                no_sandbox=args.no_sandbox)
     _print_grade_summary(run)
     return 0
 
@@ -112,7 +113,7 @@ def _cmd_demo(args) -> int:
     print(f"Built a demo class of {len(students)} students in {out / 'submissions'} "
           f"({sum(len(m) for m in students.values())} submissions).")
     run = grade(root, out / "submissions", out, jobs=args.jobs, cell_timeout=args.cell_timeout,
-                progress=not args.no_progress)
+                progress=not args.no_progress, no_sandbox=args.no_sandbox)
     _print_grade_summary(run)
     from .course.demo import check_demo
 
@@ -258,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     grd.add_argument("--scheduler", help="address of a Dask distributed scheduler")
     grd.add_argument("--cell-timeout", type=int, default=60, help="seconds per cell (default 60)")
     grd.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grd.add_argument("--no-sandbox", action="store_true",
+                     help="grade although bubblewrap is missing (student code runs as you; "
+                          "every output says so)")
     grd.set_defaults(func=_cmd_grade)
     demo = course_verbs.add_parser("demo", help="build a demo class from the course and grade it")
     demo.add_argument("--students", type=int, default=40, help="class size (default 40)")
@@ -265,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--jobs", type=int, default=2)
     demo.add_argument("--cell-timeout", type=int, default=20, help="seconds per cell (default 20)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+    demo.add_argument("--no-sandbox", action="store_true",
+                      help="run the demo without bubblewrap (every output says so)")
     demo.set_defaults(func=_cmd_demo)
     pub = course_verbs.add_parser("publish", help="write the student edition (no solutions) and test it")
     pub.add_argument("dest", help="a new folder outside the repository")

@@ -43,10 +43,14 @@ ADVERSARIAL = {
     "adv-missing-notebook": ("hands in no assignment notebook", "flagged", "missing"),
     "adv-stray-file": ("adds a stray text file", "ok", "stray"),
     "adv-corrupted-file": ("hands in a damaged notebook file", "flagged", "cannot be read"),
-    "adv-custom-exc": ("swallows exceptions with set_custom_exc", "flagged", "withheld"),
-    "adv-hide-traceback": ("replaces showtraceback to hide errors", "flagged", "withheld"),
-    "adv-monkeypatch": ("replaces numpy and built-in functions the tests use", "flagged", "withheld"),
-    "adv-sneaky-patch": ("patches builtins in a way a code scan misses", "flagged", "withheld"),
+    "adv-custom-exc": ("swallows exceptions with set_custom_exc", "zero", ""),
+    "adv-hide-traceback": ("replaces showtraceback to hide errors", "zero", ""),
+    "adv-monkeypatch": ("replaces numpy and built-in functions the tests use", "zero", ""),
+    "adv-sneaky-patch": ("patches builtins in a way a code scan misses", "zero", ""),
+    "adv-transformer": ("rewrites every later cell with an IPython input transformer", "zero", ""),
+    "adv-post-run": ("clears errors after each cell (post_run_cell, custom_exc)", "zero", ""),
+    "adv-float-lies": ("answers with a float whose comparisons are always true", "zero", ""),
+    "adv-shadow-abs": ("rebinds abs and isinstance in its own namespace", "zero", ""),
     "adv-read-solutions": ("tries to read the solutions and the gradebook", "zero", ""),
     "adv-network": ("tries to reach the network", "zero", ""),
 }
@@ -68,6 +72,20 @@ _ATTACK_CODE = {
                         "builtins.isinstance = lambda *args: True\nbuiltins.abs = lambda x: 0\n"),
     "adv-sneaky-patch": ("b = __import__('built' + 'ins')\nfor name in ('abs', 'isinstance', 'len'):\n"
                          "    vars(b)[name] = (lambda *args, **kwargs: 0)\n"),
+    "adv-transformer": ("ip = get_ipython()\n"
+                        "ip.input_transformers_post.append(lambda lines: [l.replace('assert ', 'pass #')"
+                        " for l in lines])\n"),
+    "adv-post-run": ("ip = get_ipython()\nsetter = getattr(ip, 'set_' + 'custom_exc')\n"
+                     "setter((BaseException,), lambda *a, **k: None)\n"
+                     "def clear(result):\n    result.error_in_exec = None\n"
+                     "ip.events.register('post_run_cell', clear)\n"),
+    "adv-float-lies": ("class Liar(float):\n    def __eq__(self, other): return True\n"
+                       "    def __lt__(self, other): return True\n    def __gt__(self, other): return True\n"
+                       "    def __sub__(self, other): return Liar(0)\n    def __abs__(self): return Liar(0)\n"
+                       "    __hash__ = float.__hash__\n"
+                       "stations = Liar(0)\ntsukuba_midorino_m = Liar(0)\ntx_line_km = Liar(0)\n"),
+    "adv-shadow-abs": ("globals()['abs'] = lambda x: 0\nglobals()['isinstance'] = lambda *a: True\n"
+                       "import builtins\nbuiltins.__dict__['len'] = lambda x: 4\n"),
     "adv-read-solutions": ("import glob\nimport sscity\nfrom pathlib import Path\n"
                            "repo = Path(sscity.__file__).parents[2]\nfound = []\n"
                            "for pattern in ('solutions/*/*.ipynb', 'gradebook.db', 'submitted/*/*/*'):\n"
@@ -176,7 +194,9 @@ def build_demo_class(root: Path, out: Path, students: int = 40, modules: list[st
             if student in _ATTACK_CODE:
                 attack = _ATTACK_CODE[student]
                 if student in ("adv-custom-exc", "adv-hide-traceback", "adv-monkeypatch",
-                               "adv-sneaky-patch", "adv-read-solutions", "adv-network"):
+                               "adv-sneaky-patch", "adv-read-solutions", "adv-network",
+                               "adv-transformer", "adv-post-run", "adv-float-lies",
+                               "adv-shadow-abs"):
                     # Wrong answers everywhere, plus the trick in the first answer cell.
                     nb = _filled(release, {gid: "pass" for gid in answers[main]})
                     attack = attack + "\n"
@@ -242,7 +262,7 @@ def check_demo(results, expected: dict) -> list[str]:
         must, word = rule["must"], rule["reason"]
         if must == "flagged" and result.status != "flagged":
             problems.append(f"{student} ({rule['what']}) was not flagged: {result.score}/{result.max_score}")
-        if must == "zero" and result.score > 0 and result.status != "flagged":
+        if must == "zero" and result.score > 0:
             problems.append(f"{student} ({rule['what']}) earned {result.score} points")
         if word and not re.search(word, result.reason):
             problems.append(f"{student}: reason lacks {word!r}: {result.reason!r}")

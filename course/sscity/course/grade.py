@@ -45,12 +45,16 @@ from .notebooks import grade_id, is_test_cell, module_ids, nbgrader_meta, tier
 from .release import _NBGRADER_LAUNCHER
 from .sandbox import Limits, build_font_cache, isolation
 
-__all__ = ["GradeRun", "Result", "Submission", "combine_gradebooks", "discover", "grade", "grade_chunk"]
+__all__ = ["GradeRun", "Result", "SandboxMissing", "Submission", "combine_gradebooks", "discover", "grade", "grade_chunk"]
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
 MAX_NOTEBOOK_BYTES = 20 * 1024**2
 CSV_COLUMNS = ("student", "module", "score", "max_score", "status", "reason",
                "manual_points_pending", "seconds")
+
+
+class SandboxMissing(RuntimeError):
+    """Grading was asked for on a machine where the sandbox does not work."""
 
 
 @dataclass
@@ -398,8 +402,19 @@ def _submission_texts(sub: Submission) -> dict[str, str]:
 
 def grade(root: Path, submissions: Path, out: Path, jobs: int = 2, modules: list[str] | None = None,
           scheduler: str | None = None, limits: Limits | None = None, cell_timeout: int = 60,
-          student_timeout: int | None = None, progress: bool = True) -> GradeRun:
-    """Grade every submission under ``submissions`` into ``out``; see the module docstring."""
+          student_timeout: int | None = None, progress: bool = True,
+          no_sandbox: bool = False) -> GradeRun:
+    """Grade every submission under ``submissions`` into ``out``; see the module docstring.
+
+    Without a working bubblewrap sandbox this refuses (:class:`SandboxMissing`) unless
+    ``no_sandbox`` is True; then every output says that no sandbox was used.
+    """
+    found_isolation = isolation()
+    if not found_isolation.isolated and not no_sandbox:
+        raise SandboxMissing(
+            "Refusing to grade without a sandbox: " + " ".join(found_isolation.warnings)
+            + " To grade anyway, with student code running as you (it can read and change "
+              "your files), pass --no-sandbox.")
     started = time.perf_counter()
     # A notebook may take a few times its cell limit in all, then its kernel is stopped.
     student_timeout = student_timeout or max(120, 6 * cell_timeout)
@@ -409,13 +424,13 @@ def grade(root: Path, submissions: Path, out: Path, jobs: int = 2, modules: list
     work = Path(tempfile.mkdtemp(prefix="sscity-grade-"))
     try:
         return _grade(root, Path(submissions).resolve(), out, work, jobs, modules, scheduler,
-                      limits, cell_timeout, student_timeout, progress, started)
+                      limits, cell_timeout, student_timeout, progress, started, found_isolation)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _grade(root, submissions, out, work, jobs, modules, scheduler, limits, cell_timeout,
-           student_timeout, progress, started) -> GradeRun:
+           student_timeout, progress, started, found_isolation) -> GradeRun:
     if not submissions.exists():
         raise FileNotFoundError(f"No submissions at {submissions}: give a folder laid out as "
                                 "<student>/<module>/*.ipynb, or a zip of one.")
@@ -434,9 +449,8 @@ def _grade(root, submissions, out, work, jobs, modules, scheduler, limits, cell_
     if not subs:
         raise ValueError(f"No submissions found in {submissions}: expected "
                          "<student>/<module>/*.ipynb with modules " + ", ".join(available))
-    found_isolation = isolation()
     for warning in found_isolation.warnings:
-        print(warning, file=sys.stderr)
+        print("NO SANDBOX (--no-sandbox): " + warning, file=sys.stderr)
     graded_modules = sorted({s.module for s in subs})
     font_cache = build_font_cache(work / "font-cache")
     templates = _templates(root, graded_modules, work, jobs)
