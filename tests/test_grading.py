@@ -23,13 +23,7 @@ from conftest import ROOT, graded, make_notebook, new_code_cell
 from sscity.course import grade as grade_module
 from sscity.course.demo import ADVERSARIAL, build_demo_class, check_demo
 from sscity.course.grade import CSV_COLUMNS, _chunks, discover, grade
-from sscity.course.integrity import (
-    add_canaries,
-    check_canaries,
-    check_structure,
-    scan_code,
-    unexecuted_test_cells,
-)
+from sscity.course.integrity import check_structure, scan_code, unexecuted_test_cells
 from sscity.course.sandbox import isolation
 
 MODULE = "00-orientation"
@@ -187,9 +181,7 @@ def test_grading_on_a_dask_cluster(small_class, tmp_path):
     ("ip = get_ipython()\nip.showtraceback = lambda *a: None", "showtraceback"),
     ("import sys\nsys.excepthook = print", "excepthook"),
     ("import numpy as np\nnp.isclose = lambda *a, **k: True", "np.isclose"),
-    ("abs = lambda x: 0", "'abs'"),
     ("import builtins\nsetattr(builtins, 'len', f)", "setattr on builtins"),
-    ("def isinstance(a, b):\n    return True", "'isinstance'"),
 ])
 def test_code_scan_names_the_trick(code, reason):
     assert any(reason in found for found in scan_code(code)), scan_code(code)
@@ -225,39 +217,6 @@ def test_structure_check_names_deleted_duplicated_retyped_and_edited_cells():
     assert check_structure(_assignment(), release) == []
 
 
-def _run_as_kernel(nb, swallow=False, patched=()):
-    """Fake the outputs a kernel would give the integrity cells."""
-    for cell in nb.cells:
-        cell.execution_count = 1
-        if "raise AssertionError" in cell.source and not swallow:
-            nonce = cell.source.split("sscity-canary-")[1].split('"')[0]
-            cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError",
-                                                   evalue=f"sscity-canary-{nonce}", traceback=[])]
-        if "sscity-changed-" in cell.source:
-            nonce = cell.source.split("sscity-changed-")[1].split('"')[0]
-            cell.outputs = [nbformat.v4.new_output("stream", name="stdout",
-                                                   text=f"sscity-changed-{nonce}{json.dumps(list(patched))}\n")]
-    return nb
-
-
-def test_canaries_pass_an_honest_run_and_catch_swallowed_exceptions_and_patches():
-    guarded, nonce = add_canaries(_assignment())
-    assert sum("raise AssertionError" in c.source for c in guarded.cells) == 1
-    findings, untrusted = check_canaries(_run_as_kernel(guarded), nonce)
-    assert findings == [] and untrusted == set()
-
-    guarded, nonce = add_canaries(_assignment())
-    findings, untrusted = check_canaries(_run_as_kernel(guarded, swallow=True), nonce)
-    assert untrusted == {"t1-tests"} and findings[0].withhold and "suppressed" in str(findings[0])
-
-    guarded, nonce = add_canaries(_assignment())
-    findings, _ = check_canaries(_run_as_kernel(guarded, patched=["numpy.isclose"]), nonce)
-    assert "numpy.isclose" in str(findings[0]) and findings[0].withhold
-
-    guarded, _ = add_canaries(_assignment())
-    assert check_canaries(_run_as_kernel(guarded), "another-nonce")[0]  # a forged canary fails
-
-
 def test_a_test_cell_that_never_ran_is_found():
     nb = _assignment()
     assert unexecuted_test_cells(nb) == ["t1-tests"]
@@ -289,9 +248,9 @@ def test_chunks_spread_the_class_round_robin():
 
 def test_isolation_is_reported():
     found = isolation()
-    assert found.level in ("bubblewrap", "limits-only")
+    assert found.level in ("bubblewrap", "none")
     if not found.isolated:
-        assert found.warnings and "NO ISOLATION" in found.description
+        assert found.warnings and "NO SANDBOX" in found.description
 
 
 def _gradebook_outline(path: Path) -> dict:

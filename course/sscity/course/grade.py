@@ -136,11 +136,14 @@ def discover(submissions: Path, releases: dict[str, dict[str, object]],
     found: list[Submission] = []
     for student_dir in sorted(p for p in base.iterdir() if p.is_dir()):
         student = student_dir.name
+        if student_dir.is_symlink():
+            problems.append(f"skipped folder {student!r}: a symbolic link, not a folder")
+            continue
         if not STUDENT_ID.match(student):
             problems.append(f"skipped folder {student!r}: not a valid student id "
                             "(letters, digits, . _ @ + - only)")
             continue
-        for module_dir in sorted(p for p in student_dir.iterdir() if p.is_dir()):
+        for module_dir in sorted(p for p in student_dir.iterdir() if p.is_dir() and not p.is_symlink()):
             module = module_dir.name
             if module not in releases:
                 problems.append(f"{student}/{module}: no such module in the course; skipped")
@@ -155,7 +158,13 @@ def discover(submissions: Path, releases: dict[str, dict[str, object]],
 
 def _precheck(student: str, module: str, folder: Path, released: dict) -> Submission:
     sub = Submission(student, module)
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    links = sorted(p for p in folder.rglob("*") if p.is_symlink())
+    for link in links:
+        sub.findings.append(Finding("structure", f"refused a symbolic link "
+                                                 f"{link.relative_to(folder).as_posix()!r}: hand in "
+                                                 "the file itself"))
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()
+                   and not any(parent.is_symlink() for parent in p.parents))
     notebooks = [p for p in files if p.suffix == ".ipynb" and ".ipynb_checkpoints" not in p.parts]
     for stray in files:
         if stray not in notebooks:
