@@ -45,7 +45,8 @@ from .notebooks import grade_id, is_test_cell, module_ids, nbgrader_meta, tier
 from .release import _NBGRADER_LAUNCHER
 from .sandbox import Limits, build_font_cache, isolation
 
-__all__ = ["GradeRun", "Result", "SandboxMissing", "Submission", "combine_gradebooks", "discover", "grade", "grade_chunk"]
+__all__ = ["GradeRun", "Result", "SandboxMissing", "Submission", "combine_gradebooks", "discover", "grade",
+           "grade_chunk"]
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
 MAX_NOTEBOOK_BYTES = 20 * 1024**2
@@ -287,7 +288,7 @@ def grade_chunk(job: dict) -> dict:
     if failures_file.is_file():
         for line in failures_file.read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
-            stopped[(record["student"], f"{record['notebook']}.ipynb")] = record["why"]
+            stopped[(record["student"], f"{record['notebook']}.ipynb")] = record
     results, failed = {}, {}
     with Gradebook(f"sqlite:///{chunk / 'gradebook.db'}") as gradebook:
         for student, files in job["students"].items():
@@ -303,7 +304,8 @@ def grade_chunk(job: dict) -> dict:
                     graded[name] = {
                         "grades": {g.name: [g.auto_score, g.max_score] for g in notebook.grades},
                         "notebook": _read_no_follow(path),
-                        "kernel_failure": stopped.get((student, name)),
+                        "kernel_failure": stopped.get((student, name), {}).get("why"),
+                        "notices": stopped.get((student, name), {}).get("notices") or [],
                     }
             except MissingEntry:
                 failed[student] = _last_error(log)
@@ -597,6 +599,8 @@ def _result(sub: Submission, graded: dict | None, failure: str | None, released:
                                 withhold=True))
     for name, data in (graded or {}).items():
         nb = nbformat.reads(data["notebook"], as_version=4)
+        for notice in dict.fromkeys(data.get("notices") or []):
+            findings.append(Finding("grading", f"{name}: {notice}"))
         stopped = data.get("kernel_failure")
         if stopped:
             findings.append(Finding("grading", f"{name}: {stopped}; the tests that needed the "

@@ -66,11 +66,12 @@ class TrustedExecute(NbGraderPreprocessor):
         setup = _setup_sources(resources)
         with NotebookRun(self.settings, log=self.log) as run:
             run.execute(nb, setup)
-            failure = run.kernel_failure
-        if failure and self.settings.get("scratch"):
+            failure, notices = run.kernel_failure, run.notices
+        if (failure or notices) and self.settings.get("scratch"):
             # nbgrader clears notebook metadata later on: the grader reads this file instead.
             info = resources.get("nbgrader", {})
-            record = {"student": info.get("student"), "notebook": info.get("notebook"), "why": failure}
+            record = {"student": info.get("student"), "notebook": info.get("notebook"), "why": failure,
+                      "notices": notices}
             with open(Path(self.settings["scratch"]) / "kernel-failures.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
         return nb, resources
@@ -131,6 +132,7 @@ class NotebookRun:
         self.output_bytes = 0
         self.setup: dict[str, str] = {}
         self.test_count = 0
+        self.notices: list[str] = []
 
     # -- lifecycle ------------------------------------------------------------------------
     def __enter__(self):
@@ -249,6 +251,8 @@ class NotebookRun:
             return
         cell.outputs = outputs
         cell.execution_count = count
+        if any(o.get("ename") == "MemoryError" for o in outputs):
+            self.notices.append(f"cell {index} ran out of memory (MemoryError)")
 
     def _kernel_execute(self, code: str, store_history: bool, limit: float | None = None):
         """Run ``code`` in the student's kernel; return (outputs, execution count)."""
@@ -307,6 +311,7 @@ class NotebookRun:
                 self.kc.get_shell_msg(timeout=0.01)
 
     def _timed_out(self, outputs: list, timeout: float) -> list:
+        self.notices.append(f"a cell ran longer than the {timeout:.0f} s time limit and was interrupted")
         outputs.append(_error("CellTimeoutError", f"the cell ran longer than {timeout:.0f} s and was "
                                                   "interrupted"))
         with contextlib.suppress(Exception):
