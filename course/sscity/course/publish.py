@@ -9,6 +9,7 @@ instructor-only tests and benchmarks -- then runs the edition's own smoke test
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -52,9 +53,10 @@ def publish(root: Path, dest: Path) -> list[Path]:
     makefile = dest / "Makefile"
     if makefile.is_file():
         text = makefile.read_text()
-        demo = ("\t$(SSCITY) course release\n"
-                "\t$(SSCITY) course demo --students 40 --jobs $(JOBS) --out demo-class\n")
-        text = text.replace(demo, "\t@echo 'Student edition: open the course with make lab.'\n")
+        # The whole recipe of `demo:`, up to the next blank line.
+        text = re.sub(r"(?m)^demo: setup\n(?:.+\n)*",
+                      "demo: setup\n\t$(SSCITY) data verify\n"
+                      "\t@echo 'Student edition: open the course with make lab.'\n", text)
         makefile.write_text(text)
     smoke = root / "tests" / "published" / "test_published.py"
     shutil.copy2(smoke, dest / "tests" / "test_published.py")
