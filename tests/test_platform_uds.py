@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from platform_support import ROOT, air_quality
+from platform_support import ROOT, air_quality, stop_server
 from sscity.cli import main
 from sscity.platform import BrokerError, Client
 from sscity.platform.server import serve
@@ -52,14 +52,7 @@ def broker_socket():
             time.sleep(0.05)
         yield path
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        if proc.stdout:
-            proc.stdout.close()
+        stop_server(proc)
         removed = not path.exists()
         shutil.rmtree(folder, ignore_errors=True)
     assert removed, "the server left its socket file behind"

@@ -74,19 +74,6 @@ def get_attribute(handle: int, name: str) -> None:
     _publish(True, result)
 
 
-class Handle:
-    """Stands for a student's object when the checker passes it back as an argument."""
-
-    def __init__(self, number: int):
-        self.number = number
-
-    def __reduce__(self):
-        return (_resolve, (self.number,))
-
-
 def _resolve(number: int):
+    """What a checker's proxy of a student's object unpickles to, back in the kernel."""
     return _handles[number]
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")

@@ -27,6 +27,8 @@ import struct
 import sys
 import traceback
 
+from .notebooks import without_magics
+
 __all__ = ["main", "recv", "send"]
 
 _MAX_MESSAGE = 80 * 1024**2
@@ -150,17 +152,13 @@ class Namespace(dict):
         return value
 
 
-def _without_magics(code: str) -> str:
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in code.splitlines())
-
-
 def _run(code: str, namespace: Namespace, capture: bool) -> list[dict]:
     """Run a cell like IPython: the value of a last expression becomes its result."""
     namespace.fetched = {}
     outputs: list[dict] = []
     out, err = io.StringIO(), io.StringIO()
     try:
-        tree = ast.parse(_without_magics(code), "<cell>")
+        tree = ast.parse(without_magics(code), "<cell>")
         last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             exec(compile(tree, "<cell>", "exec"), namespace)  # noqa: S102 - instructor code

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import nbformat
 
-from .integrity import Finding, check_structure, scan_code, student_code, unexecuted_test_cells
+from .integrity import Finding, check_structure, scan_findings, student_code, unexecuted_test_cells
 from .known_wrong import FILENAME as KNOWN_WRONG_FILE
 from .notebooks import grade_id, is_test_cell, module_ids, nbgrader_meta, tier
 from .release import _NBGRADER_LAUNCHER
@@ -214,11 +214,7 @@ def _precheck(student: str, module: str, folder: Path, released: dict) -> Submis
             del sub.notebooks[name]
             continue
         sub.findings += check_structure(nb, release)
-        # Advisory: the tests run apart from the student's code, so a trick cannot change a
-        # score; a person looks at what the scan saw.
-        for reason in scan_code(student_code(nb)):
-            sub.findings.append(Finding("tampering", f"{name}: code {reason} (flagged for review; "
-                                                     "the tests ran apart from this code)"))
+        sub.findings += scan_findings(student_code(nb), where=name)
     return sub
 
 

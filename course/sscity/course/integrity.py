@@ -1,53 +1,38 @@
-"""Integrity of a submission: what a student changed that they should not have, and
-whether the grading itself can be trusted.
+"""Integrity of a submission: what a student changed that they should not have.
 
-Three layers, each giving plain reasons an instructor can read:
+Two layers, each giving plain reasons an instructor can read:
 
 1. **Structure** (before grading): compare the submitted notebook with the release --
    deleted, duplicated or retyped graded cells, edited test cells, renamed or missing
    notebooks. nbgrader restores test cells from its gradebook, so most of these are
    *flagged* but still graded honestly.
 2. **Code scan** (before grading): code in any code cell (whatever its metadata says) that
-   reaches into the machinery tests rely on -- IPython's exception handling
+   reaches into the machinery tests used to rely on -- IPython's exception handling
    (``set_custom_exc``, ``showtraceback``), ``sys.excepthook``, input and AST transformers,
-   event callbacks, builtins, or attributes of numpy/pandas/math. It reads the code, so its
-   findings are *advisory*: display options and names that shadow a built-in are honest.
-3. **Canaries** (during grading): hidden check cells with a random nonce are inserted
-   after every test cell; each must fail loudly. If one stays silent, exceptions are being
-   swallowed and the points of the tests before it cannot be trusted. A first and a last
-   cell fingerprint builtins and the numpy/pandas functions tests use, so monkeypatching is
-   seen even when the code scan misses it.
-
-Scores are withheld (set to 0) with the reason when the canaries prove tampering; code-scan
-findings are advisory (the caller decides), and structural problems keep nbgrader's honest
-score but are flagged for a person to look at.
+   event callbacks, builtins, or attributes of numpy/pandas/math. The tests run apart from
+   the student's code (:mod:`sscity.course.trusted`), so such code cannot change a score:
+   the findings are *advisory*, for a person to look at. Display options and names that
+   shadow a built-in are honest and not findings.
 """
 
 from __future__ import annotations
 
 import ast
 import functools
-import json
-import re
 import secrets
 import textwrap
 from dataclasses import dataclass
 
-import nbformat
-
-from .notebooks import grade_id, is_test_cell
+from .notebooks import grade_id, is_test_cell, without_magics
 
 __all__ = [
     "Finding",
-    "add_canaries",
-    "check_canaries",
     "check_structure",
     "scan_code",
     "scan_findings",
     "unexecuted_test_cells",
 ]
 
-CANARY_TAG = "sscity-integrity"
 
 
 @dataclass
@@ -98,7 +83,7 @@ def check_structure(submitted, released) -> list[Finding]:
 # --- 2. code scan ------------------------------------------------------------------------
 #
 # A static look at everything a notebook would run. It names tricks that reach into what
-# the tests rely on; it is a guess from the text, not proof (the canaries are the proof), so
+# the tests rely on; it is a guess from the text, not proof, so
 # its findings are advisory and the caller decides whether a score is withheld. Not findings:
 # display and print options (``pd.options.display.max_columns = 50``, ``pd.set_option``,
 # ``np.set_printoptions``): they change how values look, not what tests compute; and names
@@ -260,7 +245,7 @@ def _as_python(cell: str) -> str:
             return manager.transform_cell(cell)
         except Exception:  # noqa: BLE001 - fall back to blanking IPython syntax
             pass
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in cell.splitlines())
+    return without_magics(cell)
 
 
 def _parse_text(text: str, magic: bool = False) -> ast.Module | None:
@@ -526,146 +511,18 @@ def scan_code(source: str) -> list[str]:
 
 
 def scan_findings(source: str, where: str = "") -> list[Finding]:
-    """The reasons of :func:`scan_code` as advisory findings: the caller decides whether to
-    withhold a score (the canaries are the proof that grading was tampered with)."""
+    """The reasons of :func:`scan_code` as advisory findings, flagged for a person to look at
+    and never withholding a score: the tests ran apart from this code."""
     prefix = f"{where}: " if where else ""
-    return [Finding("tampering", f"{prefix}code {reason}", advisory=True) for reason in scan_code(source)]
-
-
-# --- 3. canaries -------------------------------------------------------------------------
-
-_FINGERPRINT = '''\
-# {tag}: fingerprint of the functions tests rely on (added by the grader)
-def _sscity_fingerprint_{nonce}():
-    import builtins, math
-    import numpy, pandas
-    parts = {{"builtins": builtins, "math": math, "numpy": numpy, "pandas": pandas,
-             "numpy.testing": numpy.testing, "pandas.testing": pandas.testing,
-             "pandas.Series": pandas.Series, "pandas.DataFrame": pandas.DataFrame,
-             "numpy.ndarray": numpy.ndarray}}
-    # ipykernel swaps input/getpass at every execution: not the student's doing.
-    volatile = {{"builtins.input", "builtins.raw_input", "builtins.getpass"}}
-    return {{f"{{name}}.{{key}}": id(value) for name, space in parts.items()
-            for key, value in vars(space).items()
-            if callable(value) and f"{{name}}.{{key}}" not in volatile}}
-_sscity_before_{nonce} = _sscity_fingerprint_{nonce}()
-'''
-_CANARY = '''\
-# {tag}: this check must fail (added by the grader)
-raise AssertionError("sscity-canary-{nonce}-{number}")
-'''
-_FINAL = '''\
-# {tag}: did anything replace the functions tests rely on? (added by the grader)
-_sscity_after_{nonce} = _sscity_fingerprint_{nonce}()
-print("sscity-changed-{nonce}" + __import__("json").dumps(sorted(
-    k for k, v in _sscity_before_{nonce}.items() if _sscity_after_{nonce}.get(k) != v)))
-'''
-
-
-def _integrity_cell(source: str):
-    return nbformat.v4.new_code_cell(source, metadata={"tags": [CANARY_TAG]})
-
-
-def add_canaries(nb, nonce: str | None = None):
-    """Return ``(notebook, nonce)``: a copy with integrity cells inserted.
-
-    A fingerprint cell first, a canary after each test cell, a final fingerprint check.
-    The nonce is random per submission, so student code cannot recognise the canaries.
-    """
-    nonce = nonce or secrets.token_hex(8)
-    out = nbformat.from_dict(json.loads(json.dumps(nb)))
-    cells = [_integrity_cell(_FINGERPRINT.format(tag=CANARY_TAG, nonce=nonce))]
-    number = 0
-    for cell in out.cells:
-        cells.append(cell)
-        if is_test_cell(cell):
-            number += 1
-            cells.append(_integrity_cell(_CANARY.format(tag=CANARY_TAG, nonce=nonce, number=number)))
-    cells.append(_integrity_cell(_FINAL.format(tag=CANARY_TAG, nonce=nonce)))
-    out.cells = cells
-    return out, nonce
-
-
-def _is_integrity(cell) -> bool:
-    return CANARY_TAG in cell.get("metadata", {}).get("tags", [])
-
-
-def check_canaries(graded, nonce: str) -> tuple[list[Finding], set[str]]:
-    """Read the integrity cells of a graded notebook.
-
-    Returns findings and the grade_ids of test cells whose points cannot be trusted
-    (every test up to the last canary that stayed silent).
-    """
-    findings, untrusted = [], set()
-    tests_so_far: list[str] = []
-    silent = 0
-    final_seen = False
-    for cell in graded.cells:
-        if is_test_cell(cell) and not _is_integrity(cell):
-            tests_so_far.append(grade_id(cell))
-        if not _is_integrity(cell):
-            continue
-        source = cell.source
-        if "raise AssertionError" in source:
-            failed_loudly = any(o.get("output_type") == "error" and nonce in str(o.get("evalue", ""))
-                                for o in cell.get("outputs", []))
-            if not failed_loudly:
-                silent += 1
-                untrusted.update(tests_so_far)
-        elif "sscity-changed-" in source:
-            text = "".join(o.get("text", "") for o in cell.get("outputs", [])
-                           if o.get("output_type") == "stream")
-            match = re.search(rf"sscity-changed-{nonce}(\[.*?\])", text)
-            if match:
-                final_seen = True
-                changed = json.loads(match.group(1))
-                if changed:
-                    shown = ", ".join(changed[:5]) + (" …" if len(changed) > 5 else "")
-                    findings.append(Finding("tampering", f"replaced functions that tests rely on: "
-                                                         f"{shown}", withhold=True))
-                    untrusted.update(tests_so_far)
-    if silent:
-        findings.append(Finding("tampering", f"exceptions were suppressed: {silent} grader check(s) "
-                                             "that must fail raised no error", withhold=True))
-    if not final_seen and not silent:
-        findings.append(Finding("grading", "the notebook did not run to the end (the kernel died, "
-                                           "was stopped, or timed out)"))
-    return findings, untrusted
-
-
-def runtime_findings(graded) -> list[Finding]:
-    """Limits the student's code ran into: time, memory (graded honestly, but worth a look)."""
-    findings, seen = [], set()
-    for index, cell in enumerate(graded.cells):
-        if _is_integrity(cell):
-            continue
-        for output in cell.get("outputs", []):
-            if output.get("output_type") != "error":
-                continue
-            ename = output.get("ename", "")
-            if ename in ("KeyboardInterrupt", "CellTimeoutError") and "time" not in seen:
-                seen.add("time")
-                findings.append(Finding("grading", f"a cell ({grade_id(cell) or f'cell {index}'}) ran "
-                                                   "past the time limit and was stopped"))
-            elif ename == "MemoryError" and "memory" not in seen:
-                seen.add("memory")
-                findings.append(Finding("grading", f"a cell ({grade_id(cell) or f'cell {index}'}) ran "
-                                                   "out of memory (the limit was reached)"))
-    return findings
+    return [Finding("tampering", f"{prefix}code {reason} (flagged for review; the tests ran apart "
+                                 "from this code)", advisory=True) for reason in scan_code(source)]
 
 
 def unexecuted_test_cells(graded) -> list[str]:
     """grade_ids of test cells that never ran: they must not earn points."""
     return [grade_id(c) for c in graded.cells
-            if is_test_cell(c) and not _is_integrity(c) and c.get("execution_count") is None
+            if is_test_cell(c) and c.get("execution_count") is None
             and not c.get("outputs")]
-
-
-def strip_integrity_cells(nb):
-    """The notebook without the grader's integrity cells (for feedback)."""
-    out = nbformat.from_dict(json.loads(json.dumps(nb)))
-    out.cells = [c for c in out.cells if not _is_integrity(c)]
-    return out
 
 
 def student_code(nb) -> str:
@@ -681,5 +538,5 @@ def student_code(nb) -> str:
                                                       if c.cell_type == "code")
 
 
-__all__ += ["runtime_findings", "strip_integrity_cells", "student_code"]
+__all__ += ["student_code"]
 

@@ -26,6 +26,7 @@ from .notebooks import (
     nbgrader_meta,
     tier,
     visible_source,
+    without_magics,
 )
 
 __all__ = [
@@ -241,11 +242,6 @@ def _messages(source: str) -> list[tuple[int, str | None]]:
     return found
 
 
-def _source_without_magics(source: str) -> str:
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line
-                     for line in source.splitlines())
-
-
 def check_bilingual_test_messages(notebooks: list[CourseNotebook]) -> list[str]:
     """Every visible assert in a test cell has a message in English and Japanese."""
     problems = []
@@ -254,7 +250,7 @@ def check_bilingual_test_messages(notebooks: list[CourseNotebook]) -> list[str]:
             if not is_test_cell(cell):
                 continue
             try:
-                messages = _messages(_source_without_magics(visible_source(cell.source)))
+                messages = _messages(without_magics(visible_source(cell.source)))
             except SyntaxError as err:
                 problems.append(f"{nb.label} test '{grade_id(cell)}' does not parse: {err}")
                 continue

@@ -147,3 +147,8 @@ _HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TES
 def visible_source(source: str) -> str:
     """A test cell's source as students see it: hidden-test regions removed."""
     return _HIDDEN.sub("", source)
+
+
+def without_magics(source: str) -> str:
+    """``source`` with IPython's line magics and ``!`` commands blanked, for ``ast.parse``."""
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())

@@ -26,7 +26,7 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from .notebooks import grade_id, is_test_cell, visible_source
+from .notebooks import grade_id, is_test_cell, visible_source, without_magics
 from .tracks import load_tracks
 
 __all__ = ["failure_explanation", "feedback_message", "track_grades", "visible_messages",
@@ -55,10 +55,6 @@ NO_DETAIL = ("No points, and no result that can be shown (see the note above if 
 _ASSERTION = "AssertionError:"
 
 
-def _without_magics(source: str) -> str:
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
-
-
 def _literal_text(node: ast.AST | None) -> str | None:
     """The text of a string literal (implicit concatenation and parentheses included);
     None for f-strings and anything computed."""
@@ -79,7 +75,7 @@ def visible_messages(test_cell_source: str) -> set[str]:
     source still holds them; a cell that does not parse has no quotable message.
     """
     try:
-        tree = ast.parse(_without_magics(visible_source(test_cell_source)))
+        tree = ast.parse(without_magics(visible_source(test_cell_source)))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return set()
     found = set()

@@ -87,7 +87,6 @@ def _bwrap_works() -> tuple[bool, str]:
     uid = UID_BASE + os.getpid() if os.geteuid() == 0 else None
     args = argparse.Namespace(course_root="/nonexistent", ro=[], rw=[], chdir="/", tmp=None)
     command = _bwrap(args, Path("/tmp"), {}, uid) + ["/usr/bin/id", "-u"]
-    command = [c for c in command]
     # The probe binds nothing of its own: drop the /tmp work folder bind.
     at = command.index("--bind")
     del command[at:at + 3]

@@ -267,31 +267,43 @@ class NotebookRun:
                                  stop_on_error=False)
         outputs: list = []
         count = None
-        until = time.monotonic() + timeout
-        while True:
-            left = until - time.monotonic()
-            if left <= 0:
-                return self._timed_out(outputs, timeout), count
-            try:
-                msg = self.kc.get_iopub_msg(timeout=min(left, 1.0))
-            except queue.Empty:
-                if not self.km.is_alive():
-                    self._stop_kernel("the kernel died (it may have run out of memory or been stopped)")
-                    raise KernelGone(self.kernel_failure) from None
-                continue
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "status" and content.get("execution_state") == "idle":
-                break
+
+        def take(kind, content, msg):
+            nonlocal outputs, count
             if kind == "execute_input":
                 count = content.get("execution_count")
             elif kind == "clear_output":
                 outputs = []
             elif kind in ("stream", "display_data", "execute_result", "error"):
                 self._keep(outputs, msg)
-        self._drain_shell()
+
+        if not self._until_idle(msg_id, timeout, take,
+                                "the kernel died (it may have run out of memory or been stopped)"):
+            return self._timed_out(outputs, timeout), count
         return outputs, count
+
+    def _until_idle(self, msg_id: str, timeout: float, take, died: str) -> bool:
+        """Pass each output of request ``msg_id`` to ``take(kind, content, msg)`` until the
+        kernel is idle again (True) or ``timeout`` runs out (False); a dead kernel raises."""
+        until = time.monotonic() + max(timeout, 0)
+        while True:
+            left = until - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                msg = self.kc.get_iopub_msg(timeout=min(left, 1.0))
+            except queue.Empty:
+                if not self.km.is_alive():
+                    self._stop_kernel(died)
+                    raise KernelGone(self.kernel_failure) from None
+                continue
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "status" and content.get("execution_state") == "idle":
+                self._drain_shell()
+                return True
+            take(kind, content, msg)
 
     def _keep(self, outputs: list, msg) -> None:
         size = len(str(msg["content"]))
@@ -339,38 +351,26 @@ class NotebookRun:
         msg_id = self.kc.execute(code, silent=False, store_history=False, allow_stdin=False,
                                  stop_on_error=False)
         timeout = min(self.cell_timeout, self._left())
-        until = time.monotonic() + max(timeout, 0)
-        found: tuple[bool, bytes] | None = None
-        error = None
-        while True:
-            left = until - time.monotonic()
-            if left <= 0:
-                self._timed_out([], timeout)
-                raise KernelGone(f"the student's code did not answer within {timeout:.0f} s")
-            try:
-                msg = self.kc.get_iopub_msg(timeout=min(left, 1.0))
-            except queue.Empty:
-                if not self.km.is_alive():
-                    self._stop_kernel("the kernel died while a test called the student's code")
-                    raise KernelGone(self.kernel_failure) from None
-                continue
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "status" and content.get("execution_state") == "idle":
-                break
-            if kind == "display_data" and MIME in content.get("data", {}) and found is None:
+        found: list[tuple[bool, bytes]] = []
+        errors: list[str] = []
+
+        def take(kind, content, _msg):
+            if kind == "display_data" and MIME in content.get("data", {}) and not found:
                 ok = bool(content.get("metadata", {}).get(MIME, {}).get("ok"))
                 try:
-                    found = (ok, base64.b64decode(content["data"][MIME], validate=True))
+                    found.append((ok, base64.b64decode(content["data"][MIME], validate=True)))
                 except (ValueError, TypeError):
-                    error = "the student's kernel sent a malformed answer"
+                    errors.append("the student's kernel sent a malformed answer")
             elif kind == "error":
-                error = f"{content.get('ename')}: {content.get('evalue')}"[:300]
-        self._drain_shell()
-        if found is None:
-            raise KernelGone(error or "the student's kernel gave no answer")
-        return found
+                errors.append(f"{content.get('ename')}: {content.get('evalue')}"[:300])
+
+        if not self._until_idle(msg_id, timeout, take,
+                                "the kernel died while a test called the student's code"):
+            self._timed_out([], timeout)
+            raise KernelGone(f"the student's code did not answer within {timeout:.0f} s")
+        if not found:
+            raise KernelGone((errors or ["the student's kernel gave no answer"])[-1])
+        return found[0]
 
     def _agent_code(self, request: dict, payload: bytes) -> str:
         op = request.get("op")

@@ -18,12 +18,10 @@ harms only itself.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime as _dt
 import io
 import json
-import math
 import pathlib
 import struct
 from collections.abc import Callable
@@ -274,10 +272,6 @@ def encode(value, handle: Callable[[Any], int]) -> bytes:
     encoder = _Encoder(handle)
     tree = encoder.encode(value)
     return pack(tree, encoder.blobs)
-
-
-def encode_text(value, handle) -> str:
-    return base64.b64encode(encode(value, handle)).decode("ascii")
 
 
 # --- decoding (runs in the trusted checker) ------------------------------------------------
@@ -552,7 +546,3 @@ def decode(frame: bytes, remote: Callable, client: Callable) -> Any:
         raise WireError("value nested too deeply") from None
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError, ImportError) as err:
         raise WireError(f"the value could not be rebuilt: {type(err).__name__}: {err}"[:300]) from None
-
-
-def finite(value: float) -> bool:  # small helper used by tests
-    return math.isfinite(value)
