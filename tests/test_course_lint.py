@@ -27,6 +27,7 @@ def test_the_course_has_modules_and_each_is_released():
     (lint.check_schema_version, BOTH),
     (lint.check_points_total, SOURCES),
     (lint.check_answers_followed_by_tests, SOURCES),
+    (lint.check_setup_cells, SOURCES),
     (lint.check_tiers, SOURCES),
     (lint.check_no_outputs, BOTH),
     (lint.check_bilingual_markdown, RELEASES),  # what learners read, stubs included
@@ -99,6 +100,21 @@ def test_answer_without_test_is_found():
     cells = _task()
     cells[2] = new_code_cell("print(x)")
     assert "not followed by a test" in lint.check_answers_followed_by_tests([make_notebook(cells)])[0]
+
+
+def test_setup_cells_must_be_locked_and_not_rebind_tested_answers():
+    setup = {"nbgrader": {"grade": False, "solution": False, "locked": True, "grade_id": "s-setup",
+                          "schema_version": 3}}
+    good = make_notebook([new_code_cell("import math", metadata=setup), *_task()])
+    assert lint.check_setup_cells([good]) == []
+    unlocked = make_notebook([new_code_cell("import math"), *_task()])
+    assert "neither an answer nor a test" in lint.check_setup_cells([unlocked])[0]
+    # The test reads x; a setup cell that also binds x would hand every test its own x.
+    rebinds = make_notebook([*_task(), new_code_cell("for x in range(3):\n    pass", metadata=setup)])
+    assert "binds 'x'" in lint.check_setup_cells([rebinds])[0]
+    # A loop variable no test reads is not a problem.
+    loop = make_notebook([*_task(), new_code_cell("for y in range(3):\n    pass", metadata=setup)])
+    assert lint.check_setup_cells([loop]) == []
 
 
 def test_missing_or_mismatched_tier_is_found():

@@ -242,7 +242,8 @@ def test_unsafe_student_folders_and_zip_paths_are_refused(tmp_path):
 def test_chunks_spread_the_class_round_robin():
     chunks = _chunks(list(range(20)), jobs=2)
     assert sorted(x for c in chunks for x in c) == list(range(20))
-    assert max(len(c) for c in chunks) <= 5
+    assert max(len(c) for c in chunks) <= 8
+    assert len(chunks) >= 2 * 2  # at least two per worker, so a slow one does not hold the rest
     assert chunks[0][:2] == [0, len(chunks)]
 
 

@@ -104,6 +104,12 @@ def _attacks(victim: Path) -> dict[str, str]:
             "            except OSError:\n                pass\n"
             "            time.sleep(0.5)\n"
             "    os._exit(0)\n"),
+        # Take over the kernel's side of the channel the tests use to reach its values.
+        "atk-agent-silent": (
+            "import sscity.course.agent as agent\nagent.serve = lambda *args, **kwargs: None\n"),
+        "atk-agent-lies": (
+            "import sscity.course.agent as agent, sscity.course.wire as wire\n"
+            "agent.answer = lambda *args: (True, wire.encode(True, lambda value: 0))\n"),
         # Read what lies around: LMS zips in /var/tmp and /srv, the checkout with solutions.
         "atk-read-around": (
             "import glob, os\nfound = []\n"

@@ -1,13 +1,18 @@
 """The trusted side of the trust boundary: runs the tests, never the student's code.
 
-``python -I -m sscity.course.checker FD`` is started (in its own sandbox) for each graded
-notebook. Over the socket ``FD`` the grader sends the notebook's *setup* cells (instructor
-code, restored from the gradebook) and its *test* cells; this process runs them in its own
-namespace. A name the tests use that this namespace lacks -- the student's answers -- is
-asked of the student's kernel through the grader and arrives as plain data
-(:mod:`sscity.course.wire`); a student's function arrives as a proxy whose calls run in the
-student's kernel. Nothing of the student's runs here, so nothing of the student's can
-rewrite a test, swallow its exception, or patch what it calls.
+``python -I -m sscity.course.checker FD`` serves one graded notebook over the socket ``FD``;
+``python -I -m sscity.course.checker --zygote FD`` is the *warm checker* of a chunk of
+notebooks, which imports the setup cells' modules and runs the setup cells that need
+nothing of a student's once, then forks one checker per notebook, confined with Landlock
+(:mod:`sscity.course.landlock`) to that notebook's folders. Either way, both in a sandbox.
+
+The grader sends the notebook's *setup* cells (instructor code, restored from the
+gradebook) and its *test* cells; the checker runs them in its own namespace. A name the
+tests use that this namespace lacks -- the student's answers -- is asked of the student's
+kernel through the grader and arrives as plain data (:mod:`sscity.course.wire`); a
+student's function arrives as a proxy whose calls run in the student's kernel. Nothing of
+the student's runs here, so nothing of the student's can rewrite a test, swallow its
+exception, or patch what it calls.
 
 Names the student cannot change here: built-ins (a student's ``max = ...`` does not shadow
 ``max`` in a test), everything the setup cells and earlier test cells define.
@@ -23,39 +28,16 @@ import json
 import os
 import pickle
 import socket
-import struct
 import sys
 import traceback
+from pathlib import Path
 
 from .notebooks import without_magics
+from .wire import recv, send
 
-__all__ = ["main", "recv", "send"]
+__all__ = ["main", "recv", "send", "warm_code", "zygote"]
 
-_MAX_MESSAGE = 80 * 1024**2
 _MAX_OUTPUT = 100_000
-
-
-def send(sock: socket.socket, header: dict, payload: bytes = b"") -> None:
-    data = json.dumps(header).encode("utf-8")
-    sock.sendall(struct.pack(">II", len(data), len(payload)) + data + payload)
-
-
-def _exactly(sock: socket.socket, size: int) -> bytes:
-    chunks, left = [], size
-    while left:
-        chunk = sock.recv(min(left, 1 << 20))
-        if not chunk:
-            raise EOFError("the grader closed the channel")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
-def recv(sock: socket.socket) -> tuple[dict, bytes]:
-    head, size = struct.unpack(">II", _exactly(sock, 8))
-    if head > _MAX_MESSAGE or size > _MAX_MESSAGE:
-        raise ValueError("message too large")
-    return json.loads(_exactly(sock, head).decode("utf-8")), _exactly(sock, size)
 
 
 class StudentCodeError(Exception):
@@ -142,7 +124,7 @@ class Namespace(dict):
     def __missing__(self, name):
         if name in self.fetched:
             return self.fetched[name]
-        if hasattr(builtins, name) or name.startswith("__"):
+        if hasattr(builtins, name) or name.startswith("__") or self.channel is None:
             raise KeyError(name)
         try:
             value = self.channel.ask({"op": "fetch", "name": name})
@@ -202,15 +184,15 @@ def _shared_temporary_folders() -> None:
     tempfile.mkdtemp = mkdtemp
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    _shared_temporary_folders()
-    sock = socket.socket(fileno=int(argv[0]))
-    namespace = Namespace(_Channel(sock))
+def _serve(sock: socket.socket, namespace: Namespace | None = None) -> None:
+    """Run the setup and test cells the grader sends on ``sock`` until it says quit."""
+    if namespace is None:
+        namespace = Namespace(None)
+    namespace.channel = _Channel(sock)
     while True:
         try:
             message, _ = recv(sock)
-        except EOFError:
+        except (EOFError, OSError):
             return
         op = message.get("op")
         if op == "quit":
@@ -218,6 +200,140 @@ def main(argv: list[str] | None = None) -> None:
         if op in ("setup", "test"):
             outputs = _run(str(message.get("code", "")), namespace, capture=op == "test")
             send(sock, {"op": "done", "outputs": outputs})
+
+
+# --- the warm checker: imports once, one confined fork per notebook --------------------------
+
+def warm_code(setup_sources: list[str]) -> str:
+    """The import statements of the setup cells: what a warm checker imports in advance."""
+    lines = []
+    for source in setup_sources:
+        try:
+            tree = ast.parse(without_magics(source))
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Import | ast.ImportFrom) and not any(a.name == "*" for a in node.names):
+                lines.append(ast.unparse(node))
+    return "\n".join(dict.fromkeys(lines))
+
+
+_WARM_ALWAYS = "import cloudpickle\nimport sscity.course.wire\n"
+_WARM_TABLES = "import pyarrow.parquet\n"
+
+
+def _pre_run(cells: list, namespace: Namespace) -> list[str]:
+    """Run the setup cells in order while they need nothing of a student's (a name the
+    namespace lacks, the notebook's broker): the grade ids that ran, each fork inherits them."""
+    done = []
+    for grade_id, code in cells:
+        outputs = _run(str(code), namespace, capture=False)
+        if any(o.get("output_type") == "error" for o in outputs):
+            break
+        done.append(str(grade_id))
+    return done
+
+
+def _warm(code: str) -> list[str]:
+    errors = []
+    for line in (_WARM_ALWAYS + code).splitlines():
+        try:
+            exec(line, {})  # noqa: S102 - import statements of instructor setup cells
+        except Exception as err:  # noqa: BLE001 - a missing import fails later, in its test
+            errors.append(f"{line}: {type(err).__name__}: {err}"[:300])
+    if "pandas" in sys.modules:
+        exec(_WARM_TABLES, {})  # noqa: S102
+    return errors
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
+
+
+def _confined(message: dict, fd: int, namespace: Namespace) -> None:
+    """In a fresh fork: keep only this notebook's folders, then serve its tests."""
+    import signal
+    import tempfile
+
+    from . import landlock
+
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    sock = socket.socket(fileno=fd)
+    os.environ.pop("SSCITY_BROKER_URL", None)  # the warm checker's own is a deliberate dud
+    landlock.restrict([Path(p) for p in message["readable"]], [Path(p) for p in message["writable"]],
+                      [Path("/dev")])
+    os.environ.update({str(k): str(v) for k, v in message.get("env", {}).items()})
+    tempfile.tempdir = message["tmp"]
+    os.chdir(message["chdir"])
+    _serve(sock, namespace)
+
+
+def zygote(control_fd: int) -> None:
+    """Serve fork requests on ``control_fd`` (a SOCK_SEQPACKET socket) until it closes.
+
+    ``{"op": "warm", "code": ...}`` imports the setup cells' modules once; ``{"op": "fork",
+    ...}`` with one descriptor attached starts a checker for one notebook on that descriptor,
+    confined by Landlock to the folders the message lists (:func:`_confined`), and answers
+    its pid; ``{"op": "kill", "pid": ...}`` stops one. Nothing of a student's reaches this
+    process: only its forks decode student values.
+    """
+    import signal
+
+    from . import landlock
+
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forks are reaped by the kernel
+    _shared_temporary_folders()
+    control = socket.socket(fileno=control_fd)
+    namespace = Namespace(None)
+    while True:
+        try:
+            data, fds, _flags, _address = socket.recv_fds(control, 1 << 20, 1)
+        except OSError:
+            return
+        if not data:
+            return
+        message = json.loads(data)
+        op = message.get("op")
+        if op == "warm":
+            errors = _warm(str(message.get("code", "")))
+            ran = _pre_run(message.get("setup", []), namespace)
+            threads = _threads()
+            reply = {"landlock": landlock.abi_version(), "errors": errors, "threads": threads,
+                     "pre_ran": ran}
+        elif op == "fork" and len(fds) == 1 and _threads() > 1:
+            # A fork of a process with other threads may inherit a lock one of them holds.
+            reply = {"error": f"the warm checker has {_threads()} threads; it cannot fork safely"}
+        elif op == "fork" and len(fds) == 1:
+            pid = os.fork()
+            if pid == 0:
+                code = 0
+                try:
+                    control.close()
+                    _confined(message, fds[0], namespace)
+                except BaseException:  # noqa: BLE001 - a fork never returns to this loop
+                    traceback.print_exc()
+                    code = 1
+                finally:
+                    os._exit(code)
+            reply = {"pid": pid}
+        elif op == "kill":
+            with contextlib.suppress(ProcessLookupError, PermissionError, TypeError, ValueError):
+                os.kill(int(message.get("pid")), 9)
+            reply = {"ok": True}
+        else:
+            reply = {"error": f"unknown request {op!r}"}
+        for fd in fds:
+            os.close(fd)
+        control.send(json.dumps(reply).encode("utf-8"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--zygote":
+        zygote(int(argv[1]))
+        return
+    _shared_temporary_folders()
+    _serve(socket.socket(fileno=int(argv[0])))
 
 
 if __name__ == "__main__":

@@ -245,7 +245,8 @@ def grade_chunk(job: dict) -> dict:
     settings = {"course_root": str(course_root), "scratch": str(chunk / "runs"),
                 "limits": job["limits"], "cell_timeout": int(job["cell_timeout"]),
                 "student_timeout": int(job["student_timeout"]), "sandbox": job["sandbox"],
-                "font_cache": job.get("font_cache"), "keep": bool(job.get("keep"))}
+                "font_cache": job.get("font_cache"), "keep": bool(job.get("keep")),
+                "notebooks": sum(len(files) for files in job["students"].values())}
     config += (
         "\n# Added by sscity course grade: the tests run in a trusted process of their own\n"
         "c.Autograde.autograde_preprocessors = [\n"
@@ -378,11 +379,12 @@ def combine_gradebooks(sources: list[Path], target: Path) -> None:
             db.execute("DETACH DATABASE other")
 
 
-def _chunks(items: list, jobs: int, largest: int = 5) -> list[list]:
-    """Small chunks dealt round-robin, so slow submissions spread over the workers."""
+def _chunks(items: list, jobs: int, largest: int = 8) -> list[list]:
+    """Chunks dealt round-robin, so slow submissions spread over the workers: about two per
+    worker and module, as each chunk pays for starting nbgrader and a warm checker."""
     if not items:
         return []
-    size = max(1, min(largest, math.ceil(len(items) / (3 * max(1, jobs)))))
+    size = max(1, min(largest, math.ceil(len(items) / (2 * max(1, jobs)))))
     count = math.ceil(len(items) / size)
     return [items[i::count] for i in range(count)]
 
@@ -494,9 +496,10 @@ def _grade(root, submissions, out, work, jobs, modules, scheduler, limits, cell_
     retry = []
     died = {key: graded for key, graded in raw.items()
             if any(_died(n.get("kernel_failure")) for n in graded.values())}
-    for (module, student) in [*failures, *died]:
+    for number, (module, student) in enumerate([*failures, *died]):
         job = next(j for j in jobs_list if j["module"] == module and student in j["students"])
-        retry.append({**job, "chunk_dir": job["chunk_dir"] + f"-retry-{student}",
+        # Short: a module's broker listens on a Unix socket under it (about 100 bytes at most).
+        retry.append({**job, "chunk_dir": str(work / "chunks" / f"retry-{number:03d}"),
                       "students": {student: job["students"][student]}})
     if retry:
         retried = {(job["module"], student) for job in retry for student in job["students"]}

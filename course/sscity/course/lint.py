@@ -144,6 +144,74 @@ def check_answers_followed_by_tests(notebooks: list[CourseNotebook]) -> list[str
     return problems
 
 
+def _bound_names(source: str) -> set[str]:
+    """Names a cell binds in the notebook's namespace (not inside its functions)."""
+    try:
+        tree = ast.parse(without_magics(source))
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+
+    def visit(node):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+            return  # their bodies bind local names
+        if isinstance(node, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp):
+            return
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names if a.name != "*")
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return names
+
+
+def _walk(source: str):
+    try:
+        return list(ast.walk(ast.parse(without_magics(source))))
+    except SyntaxError:
+        return []
+
+
+def check_setup_cells(notebooks: list[CourseNotebook]) -> list[str]:
+    """In a graded notebook, every code cell that is neither an answer nor a test is a
+    locked setup cell, and binds no name that an answer cell binds and a test reads.
+
+    The grader runs setup cells in the trusted checker from the gradebook's copy (only locked
+    cells have one), and may run them all before the student's first cell: a name both a
+    setup cell and an answer bind would then be the instructor's in every test.
+    """
+    problems = []
+    for nb in notebooks:
+        cells = nb.nb.cells
+        if not any(is_test_cell(c) for c in cells):
+            continue
+        answers: dict[str, str] = {}
+        read = {node.id for cell in cells if cell.cell_type == "code" and is_test_cell(cell)
+                for node in _walk(cell.source) if isinstance(node, ast.Name)}
+        for cell in cells:
+            if cell.cell_type == "code" and (is_autograded_answer(cell) or is_manual_answer(cell)):
+                for name in _bound_names(cell.source):
+                    answers.setdefault(name, grade_id(cell) or "?")
+        for index, cell in enumerate(cells):
+            if cell.cell_type != "code" or is_autograded_answer(cell) or is_manual_answer(cell) \
+                    or is_test_cell(cell):
+                continue
+            meta = nbgrader_meta(cell)
+            if not (meta.get("locked") and grade_id(cell)):
+                problems.append(f"{nb.label}: code cell {index} is neither an answer nor a test: make it "
+                                "a locked nbgrader cell with a grade_id (a setup cell)")
+                continue
+            shared = sorted(_bound_names(cell.source) & set(answers) & read)
+            if shared:
+                problems.append(f"{nb.label}: setup cell '{grade_id(cell)}' binds "
+                                + ", ".join(f"{n!r} (also bound by answer '{answers[n]}')" for n in shared))
+    return problems
+
+
 def check_tiers(notebooks: list[CourseNotebook]) -> list[str]:
     """Every graded cell is tagged ``core`` or ``extension``; an answer and its tests agree."""
     problems = []
@@ -354,6 +422,7 @@ def run_lint(root: Path, modules=None) -> dict[str, list[str]]:
         "schema version": check_schema_version(both),
         "100 points per assignment": check_points_total(sources),
         "answers followed by tests": check_answers_followed_by_tests(sources),
+        "setup cells locked, apart from answers": check_setup_cells(sources),
         "core/extension tiers": check_tiers(sources),
         "no stored outputs": check_no_outputs(both),
         "no leaks in modules/": check_no_leaks(sources, releases),

@@ -4,12 +4,13 @@ Every process that touches a student's work -- the student's kernel, the trusted
 that runs the tests, the broker a module needs -- starts through this module::
 
     python -m sscity.course.sandbox run --workdir W [--rw PATH ...] [--ro PATH ...]
-        [--env KEY=VALUE ...] [--font-cache DIR] [limits] -- COMMAND ...
+        [--shared PATH ...] [--env KEY=VALUE ...] [--font-cache DIR] [limits] -- COMMAND ...
 
 It runs *outside* the sandbox just long enough to
 
 1. copy matplotlib's font list into the process's home (``W``);
-2. when it runs as root, give ``W`` and the ``--rw`` folders to an unprivileged user id of
+2. when it runs as root, give ``W`` and the ``--rw`` folders (not ``--shared`` ones, whose
+   sub-folders belong to other processes) to an unprivileged user id of
    this process's own (``100000 + its pid``: unique among live processes), so that the
    process limit binds and no two students' processes share a user;
 3. start ``bwrap`` (bubblewrap) as that user, with resource limits, and stop it at the wall
@@ -85,7 +86,7 @@ def _bwrap_works() -> tuple[bool, str]:
     if shutil.which("bwrap") is None:
         return False, "bubblewrap (bwrap) is not installed"
     uid = UID_BASE + os.getpid() if os.geteuid() == 0 else None
-    args = argparse.Namespace(course_root="/nonexistent", ro=[], rw=[], chdir="/", tmp=None)
+    args = argparse.Namespace(course_root="/nonexistent", ro=[], rw=[], shared=[], chdir="/", tmp=None)
     command = _bwrap(args, Path("/tmp"), {}, uid) + ["/usr/bin/id", "-u"]
     # The probe binds nothing of its own: drop the /tmp work folder bind.
     at = command.index("--bind")
@@ -178,7 +179,7 @@ def command(argv: list[str], *, workdir: Path, course_root: Path, rw: list[Path]
             ro: list[Path] = (), env: dict | None = None, limits: Limits | None = None,
             sandbox: bool = True, font_cache: Path | None = None, chdir: Path | None = None,
             keep_fds: tuple[int, ...] = (), python_flags: tuple[str, ...] = (),
-            tmp: Path | None = None) -> list[str]:
+            tmp: Path | None = None, shared: list[Path] = ()) -> list[str]:
     """The command line that runs ``argv`` in the sandbox (see the module docstring)."""
     limits = limits or Limits()
     out = [sys.executable, *python_flags, "-m", "sscity.course.sandbox", "run",
@@ -190,6 +191,8 @@ def command(argv: list[str], *, workdir: Path, course_root: Path, rw: list[Path]
         out += ["--rw", str(path)]
     for path in ro:
         out += ["--ro", str(path)]
+    for path in shared:
+        out += ["--shared", str(path)]
     for key, value in (env or {}).items():
         out += ["--env", f"{key}={value}"]
     if font_cache is not None:
@@ -273,7 +276,7 @@ def _bwrap(args, workdir: Path, env: dict, uid: int | None) -> list[str]:
             *(["--bind", str(Path(args.tmp).resolve()), "/tmp"] if args.tmp else
               ["--size", str(64 * 1024**2), "--tmpfs", "/tmp", "--chmod", "1777", "/tmp"])]
     readable = readable_paths(course_root) + [Path(p).resolve() for p in args.ro]
-    writable = [workdir, *(Path(p).resolve() for p in args.rw)]
+    writable = [workdir, *(Path(p).resolve() for p in [*args.rw, *args.shared])]
     # bwrap would create the folders above a mount point private to root (0700).
     above = sorted({parent for path in readable + writable for parent in path.parents
                     if parent != Path("/")} - set(readable + writable), key=lambda p: len(p.parts))
@@ -365,6 +368,9 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--course-root", required=True)
     run.add_argument("--rw", action="append", default=[], help="another read-write folder")
     run.add_argument("--ro", action="append", default=[], help="another read-only folder")
+    run.add_argument("--shared", action="append", default=[],
+                     help="a read-write folder whose owners stay as they are (its sub-folders "
+                          "belong to other processes)")
     run.add_argument("--env", action="append", default=[], help="KEY=VALUE")
     run.add_argument("--chdir", default=None)
     run.add_argument("--tmp", default=None, help="a folder to be /tmp (shared with another process)")

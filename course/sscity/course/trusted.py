@@ -12,7 +12,10 @@ preprocessor and keeps them apart:
   sandbox of its own; setup cells (locked instructor cells) run in both, the checker's copy
   taken from the gradebook;
 * what the tests need of the student's work crosses as plain data
-  (:mod:`sscity.course.wire`), and the student's functions are called where they live.
+  (:mod:`sscity.course.wire`), and the student's functions are called where they live,
+  through one call channel per test cell (:mod:`sscity.course.agent`);
+* for speed, a warm checker per chunk forks each notebook's checker
+  (:class:`WarmChecker`), and the next notebook's kernel starts while the current one runs.
 
 Everything else of nbgrader (restoring test cells, the gradebook, partial credit, late
 penalties, feedback) stays as it is: this step only fills in the outputs of the cells.
@@ -24,8 +27,9 @@ Configure it in ``nbgrader_config.py``::
 
 from __future__ import annotations
 
-import base64
+import atexit
 import contextlib
+import dataclasses
 import json
 import os
 import queue
@@ -34,6 +38,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -42,13 +47,14 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Dict
 
 from . import checker as channel
-from .agent import MIME
-from .sandbox import Limits, command
+from .sandbox import UID_BASE, Limits, command, readable_paths
 
 __all__ = ["NotebookRun", "TrustedExecute"]
 
 _MAX_KERNEL_OUTPUT = 4 * 1024**2  # bytes of student output kept per notebook
 _SERVICE_MARK = "sscity.platform"
+# What a forked checker may read besides Python, sscity and the datasets (as in its sandbox).
+_SYSTEM_FOLDERS = [Path(p) for p in ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc", "/proc")]
 
 
 def _is_test(cell) -> bool:
@@ -63,8 +69,23 @@ class TrustedExecute(NbGraderPreprocessor):
                                            "student_timeout, sandbox, font_cache").tag(config=True)
 
     def preprocess(self, nb, resources):
+        from .checker import warm_code
+
         setup = _setup_sources(resources)
-        with NotebookRun(self.settings, log=self.log) as run:
+        imports = warm_code(list(setup.values()))
+        info = resources.get("nbgrader", {})
+        warm = WarmChecker.shared(self.settings, f"{info.get('assignment')}/{info.get('notebook')}",
+                                  imports, _in_release_order(self.settings, info, setup), log=self.log)
+        needs_broker = any(_SERVICE_MARK in "".join(c.source) for c in nb.cells if c.cell_type == "code")
+        run = _Spare.take(self.settings, needs_broker, warm)
+        if run is None:
+            run = NotebookRun(self.settings, log=self.log, warm=warm)
+            run.prepare(needs_broker, imports)
+        # The next notebook's kernel starts while this one runs (the cores are otherwise idle
+        # while the grader waits on a kernel); not after a chunk's last notebook.
+        if _Spare.count(self.settings) < int(self.settings.get("notebooks", 1)):
+            _Spare.start(self.settings, self.log, warm, needs_broker, imports)
+        with run:
             run.execute(nb, setup)
             failure, notices = run.kernel_failure, run.notices
         if (failure or notices) and self.settings.get("scratch"):
@@ -75,6 +96,18 @@ class TrustedExecute(NbGraderPreprocessor):
             with open(Path(self.settings["scratch"]) / "kernel-failures.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
         return nb, resources
+
+
+def _in_release_order(settings: dict, info: dict, setup: dict[str, str]) -> list[list[str]]:
+    """[grade_id, source] of the setup cells in the order of the released notebook."""
+    folder = Path(settings["course_root"]) / "modules" / str(info.get("assignment"))
+    path = folder / f"{info.get('notebook')}.ipynb"
+    try:
+        release = nbformat.read(path, as_version=4)
+    except (OSError, ValueError):
+        return []
+    order = [c.metadata.get("nbgrader", {}).get("grade_id") for c in release.cells]
+    return [[gid, setup[gid]] for gid in order if gid in setup]
 
 
 def _setup_sources(resources) -> dict[str, str]:
@@ -95,6 +128,170 @@ def _setup_sources(resources) -> dict[str, str]:
     return found
 
 
+class _Spare:
+    """The next notebook's run, prepared in a thread while the current notebook runs."""
+
+    _runs: dict = {}
+    _counts: dict = {}
+
+    @classmethod
+    def count(cls, settings: dict) -> int:
+        key = settings.get("scratch")
+        cls._counts[key] = cls._counts.get(key, 0) + 1
+        return cls._counts[key]
+
+    @classmethod
+    def start(cls, settings, log, warm, needs_broker: bool, imports: str) -> None:
+        run = NotebookRun(settings, log=log, warm=warm)
+        thread = threading.Thread(target=run.prepare, args=(needs_broker, imports), daemon=True)
+        thread.start()
+        cls._runs[settings.get("scratch")] = (run, thread, needs_broker)
+        atexit.register(run.close)
+
+    @classmethod
+    def take(cls, settings: dict, needs_broker: bool, warm: WarmChecker | None) -> NotebookRun | None:
+        found = cls._runs.pop(settings.get("scratch"), None)
+        if found is None:
+            return None
+        run, thread, had_broker = found
+        thread.join()
+        if had_broker != needs_broker or run.warm is not warm or run.kernel_failure or run.km is None \
+                or not run.km.is_alive():
+            run.close()
+            return None
+        return run
+
+
+class _Fork:
+    """A checker forked by the warm checker: stopped through it."""
+
+    def __init__(self, warm: WarmChecker, pid: int):
+        self.warm, self.pid, self.stopped = warm, pid, False
+
+    def poll(self):
+        return 1 if self.stopped or not self.warm.alive() else None
+
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
+                self.warm.request({"op": "kill", "pid": self.pid})
+
+
+class WarmChecker:
+    """A checker that imported the setup cells' modules once and forks one per notebook.
+
+    Each fork confines itself with Landlock (:mod:`sscity.course.landlock`) to its own
+    notebook's folders before it reads anything of the student's, so sharing one sandbox
+    among the notebooks of a chunk gives the forks no view of each other. Where Landlock is
+    missing, the grader starts a fresh sandboxed checker per notebook instead (slower).
+    """
+
+    _shared: dict = {}
+
+    def __init__(self, settings: dict, imports: str, setup: list | None = None, log=None):
+        from .landlock import abi_version
+
+        self.log = log
+        self.process = self.sock = None
+        self.pre_ran: set[str] = set()
+        self.waiting = False
+        self.landlock = abi_version()
+        if self.landlock < 1:
+            return
+        scratch = Path(settings["scratch"])
+        scratch.mkdir(parents=True, exist_ok=True)
+        scratch.chmod(0o755)  # bwrap, root without its file rights as root, must reach into it
+        # Beside the scratch folder, not in it: the scratch bind would cover it.
+        self.home = Path(tempfile.mkdtemp(prefix="warm-checker-", dir=scratch.parent))
+        self.home.chmod(0o755)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        os.set_inheritable(theirs.fileno(), True)
+        argv = [sys.executable, "-I", "-m", "sscity.course.checker", "--zygote", str(theirs.fileno())]
+        limits = Limits(**{**settings.get("limits", {}), "wall_seconds": 24 * 3600})
+        full = command(argv, workdir=self.home, course_root=Path(settings["course_root"]), shared=[scratch],
+                       env={"NBGRADER_EXECUTION": "autograde",
+                            # no allocator thread in the process that forks
+                            "JE_ARROW_MALLOC_CONF": "background_thread:false",
+                            # a setup cell that needs the notebook's broker fails here, and
+                            # is run by each fork instead
+                            "SSCITY_BROKER_URL": "unix:no-broker-in-the-warm-checker"},
+                       limits=limits, sandbox=bool(settings.get("sandbox", True)),
+                       font_cache=Path(settings["font_cache"]) if settings.get("font_cache") else None,
+                       keep_fds=(theirs.fileno(),))
+        self.process = subprocess.Popen(full, pass_fds=(theirs.fileno(),), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, start_new_session=True)
+        theirs.close()
+        self.sock = ours
+        self.uid = UID_BASE + self.process.pid if os.geteuid() == 0 else None
+        # Imports and setup cells run while the first kernel starts; read at the first fork.
+        self.sock.settimeout(30)
+        socket.send_fds(self.sock, [json.dumps({"op": "warm", "code": imports, "setup": setup or []})
+                                    .encode("utf-8")], [])
+        self.waiting = True
+
+    def _ready(self) -> None:
+        if not self.waiting:
+            return
+        self.waiting = False
+        try:
+            self.sock.settimeout(300)
+            data = self.sock.recv(1 << 16)
+            reply = json.loads(data) if data else {"errors": ["the warm checker stopped"]}
+        except (OSError, ValueError) as err:
+            reply = {"errors": [str(err)]}
+        self.landlock = int(reply.get("landlock") or 0)
+        self.pre_ran = set(reply.get("pre_ran") or [])
+        if self.landlock < 1 or int(reply.get("threads") or 1) > 1:
+            if self.log:
+                self.log.warning("the warm checker cannot fork safely here (Landlock %s, %s threads, "
+                                 "%s): a fresh checker per notebook", self.landlock, reply.get("threads"),
+                                 reply.get("errors"))
+            self.close()
+
+    @classmethod
+    def shared(cls, settings: dict, notebook: str, imports: str, setup: list,
+               log=None) -> WarmChecker | None:
+        """The warm checker of this grading process and notebook, started at its first use."""
+        if not settings.get("warm_checker", True) or not settings.get("scratch"):
+            return None
+        key = (settings["scratch"], notebook)
+        warm = cls._shared.get(key)
+        if warm is None:
+            warm = cls._shared[key] = cls(settings, imports, setup, log)
+            atexit.register(warm.close)
+        return warm if warm.alive() else None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def request(self, message: dict, fds: tuple[int, ...] = (), timeout: float = 30) -> dict:
+        if not self.alive():
+            raise RuntimeError("the warm checker stopped")
+        self.sock.settimeout(timeout)
+        socket.send_fds(self.sock, [json.dumps(message).encode("utf-8")], list(fds))
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise RuntimeError("the warm checker stopped")
+        return json.loads(data)
+
+    def fork(self, message: dict, fd: int) -> int:
+        self._ready()
+        reply = self.request(message, (fd,))
+        if "pid" not in reply:
+            raise RuntimeError(str(reply.get("error", "no fork")))
+        return int(reply["pid"])
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.process is not None:
+            _stop(self.process)
+            self.process = None
+            shutil.rmtree(self.home, ignore_errors=True)
+
+
 class KernelGone(Exception):
     """The student's kernel died, was stopped, or stopped answering."""
 
@@ -102,9 +299,10 @@ class KernelGone(Exception):
 class NotebookRun:
     """One notebook: the student's kernel, the checker and any service, then cleaned up."""
 
-    def __init__(self, settings: dict, log=None):
+    def __init__(self, settings: dict, log=None, warm: WarmChecker | None = None):
         self.settings = settings
         self.log = log
+        self.warm = warm
         self.limits = Limits(**settings.get("limits", {}))
         self.cell_timeout = float(settings.get("cell_timeout", 60))
         self.deadline = time.monotonic() + float(settings.get("student_timeout", 300))
@@ -121,18 +319,26 @@ class NotebookRun:
         for folder in (self.work, self.ipc, self.home, self.service, self.tmp):
             folder.mkdir()
         self.tmp.chmod(0o1777)
+        if warm is not None:
+            # The warm checker's forks reach this run through the scratch folder, as its user.
+            self.root.chmod(0o755)
+            if warm.uid is not None:
+                os.chown(self.home, warm.uid, warm.uid)
         self.course_root = Path(settings["course_root"])
         self.sandbox = bool(settings.get("sandbox", True))
         self.font_cache = settings.get("font_cache")
         self.env: dict[str, str] = {"NBGRADER_EXECUTION": "autograde"}
         self.km = self.kc = None
         self.checker = self.checker_sock = None
+        self.listener = None
+        self.agent: tuple[socket.socket, str] | None = None
         self.broker = None
         self.kernel_failure: str | None = None
         self.output_bytes = 0
         self.setup: dict[str, str] = {}
         self.test_count = 0
         self.notices: list[str] = []
+        self.warmup: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     def __enter__(self):
@@ -142,6 +348,10 @@ class NotebookRun:
         self.close()
 
     def close(self) -> None:
+        if self.agent is not None:
+            self.agent[0].close()
+        if self.listener is not None:
+            self.listener.close()
         if self.checker_sock is not None:
             with contextlib.suppress(OSError):
                 channel.send(self.checker_sock, {"op": "quit"})
@@ -160,9 +370,9 @@ class NotebookRun:
         if not self.settings.get("keep"):
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def _sandboxed(self, argv, *, workdir, rw=(), ro=(), chdir=None, keep_fds=(), flags=()):
+    def _sandboxed(self, argv, *, workdir, rw=(), ro=(), chdir=None, keep_fds=(), flags=(), limits=None):
         return command(argv, workdir=workdir, course_root=self.course_root, rw=list(rw), ro=list(ro),
-                       env=self.env, limits=self.limits, sandbox=self.sandbox,
+                       env=self.env, limits=limits or self.limits, sandbox=self.sandbox,
                        font_cache=Path(self.font_cache) if self.font_cache else None,
                        chdir=chdir, keep_fds=keep_fds, python_flags=flags, tmp=self.tmp)
 
@@ -188,7 +398,11 @@ class NotebookRun:
         kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
                   "--HistoryManager.hist_file=:memory:"]
         ro = [self.service] if self.broker else []
-        argv = self._sandboxed(kernel, workdir=self.work, rw=[self.ipc], ro=ro)
+        # The tmp folder is /tmp and also at its own path, the path a warm checker's fork uses.
+        # A kernel may wait for its notebook while the one before runs: its backstop wall
+        # clock allows for that; the notebook's own clock (self.deadline) starts at execute.
+        backstop = dataclasses.replace(self.limits, wall_seconds=2 * self.limits.wall_seconds + 60)
+        argv = self._sandboxed(kernel, workdir=self.work, rw=[self.ipc, self.tmp], ro=ro, limits=backstop)
         km = KernelManager(transport="ipc", ip=str(self.ipc / "k"),
                            connection_file=str(self.ipc / "kernel.json"))
         km._kernel_spec = KernelSpec(argv=argv, display_name="sscity sandbox", language="python",
@@ -203,6 +417,26 @@ class NotebookRun:
             self.kernel_failure = f"the kernel did not start: {err}"
 
     def start_checker(self) -> None:
+        if self.warm is not None and self.warm.alive():
+            ours, theirs = socket.socketpair()
+            readable = [*readable_paths(self.course_root), *_SYSTEM_FOLDERS, self.warm.home, self.work,
+                        *([self.service] if self.broker else [])]
+            message = {"op": "fork", "readable": [str(p) for p in readable],
+                       "writable": [str(self.tmp), str(self.home)], "tmp": str(self.tmp),
+                       "chdir": str(self.work),
+                       "env": {**self.env, "HOME": str(self.home), "TMPDIR": str(self.tmp)}}
+            try:
+                pid = self.warm.fork(message, theirs.fileno())
+            except (OSError, ValueError, RuntimeError) as err:
+                if self.log:
+                    self.log.warning("warm checker failed (%s); starting a fresh one", err)
+                ours.close()
+            else:
+                self.checker = _Fork(self.warm, pid)
+                self.checker_sock = ours
+                return
+            finally:
+                theirs.close()
         ours, theirs = socket.socketpair()
         os.set_inheritable(theirs.fileno(), True)
         argv = [sys.executable, "-I", "-m", "sscity.course.checker", str(theirs.fileno())]
@@ -215,12 +449,32 @@ class NotebookRun:
         self.checker_sock = ours
 
     # -- running --------------------------------------------------------------------------
+    def prepare(self, needs_broker: bool, imports: str = "") -> None:
+        """Start the broker (if the notebook uses one) and the kernel, which imports the setup
+        cells' modules (into ``sys.modules`` only, not the notebook's namespace)."""
+        try:
+            if needs_broker:
+                self.start_broker()
+            self.start_kernel()
+            if imports and not self.kernel_failure:
+                self.warmup = self.kc.execute(f"exec({imports!r}, {{}})", silent=True,
+                                              store_history=False, allow_stdin=False)
+        except Exception as err:  # noqa: BLE001 - reported as the notebook's kernel failure
+            self.kernel_failure = self.kernel_failure or f"the kernel did not start: {err}"
+
     def execute(self, nb, setup: dict[str, str]) -> None:
         self.setup = setup
-        if any(_SERVICE_MARK in "".join(c.source) for c in nb.cells if c.cell_type == "code"):
-            self.start_broker()
-        self.start_kernel()
+        # The notebook's clock starts now, however early its kernel was started.
+        self.deadline = time.monotonic() + float(self.settings.get("student_timeout", 300))
+        if self.warmup and not self.kernel_failure:
+            with contextlib.suppress(KernelGone):
+                if not self._until_idle(self.warmup, min(self.cell_timeout, self._left()),
+                                        lambda *_: None, "the kernel died while it started"):
+                    self._timed_out([], self.cell_timeout)
         self.start_checker()
+        last_test = max((i for i, c in enumerate(nb.cells) if _is_test(c)), default=-1)
+        # Setup cells the warm checker already ran are in the fork's namespace from the start.
+        pre_ran = self.warm.pre_ran if isinstance(self.checker, _Fork) else set()
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
@@ -234,7 +488,8 @@ class NotebookRun:
                 continue
             self.run_student(cell, index)
             gid = meta.get("grade_id")
-            if meta.get("locked") and gid in setup:
+            # A setup cell after the last test can change no test's outcome.
+            if meta.get("locked") and gid in setup and gid not in pre_ran and index < last_test:
                 self.run_checker("setup", setup[gid])
 
     def _left(self) -> float:
@@ -346,54 +601,129 @@ class NotebookRun:
         with contextlib.suppress(Exception):
             self.km.shutdown_kernel(now=True)
 
-    def _ask_kernel(self, code: str) -> tuple[bool, bytes]:
-        """Run an agent call in the student's kernel; its frame, as untrusted bytes."""
+    # -- the student's side of a test: one agent per test cell ---------------------------
+    def _open_agent(self) -> None:
+        """Have the kernel run the agent's loop; wait for it to connect to our socket."""
+        path = self.ipc / "agent.sock"
+        if self.listener is None:
+            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.listener.bind(str(path))
+            path.chmod(0o777)  # the kernel may run as another user
+            self.listener.listen(1)
+        code = ("__import__('sscity.course.agent', fromlist=['agent'])"
+                f".serve({str(path)!r}, get_ipython().user_ns)")
         msg_id = self.kc.execute(code, silent=False, store_history=False, allow_stdin=False,
                                  stop_on_error=False)
-        timeout = min(self.cell_timeout, self._left())
-        found: list[tuple[bool, bytes]] = []
+        until = time.monotonic() + min(self.cell_timeout, self._left())
         errors: list[str] = []
+        while True:
+            self.listener.settimeout(0.2)
+            try:
+                conn, _ = self.listener.accept()
+                break
+            except TimeoutError:
+                pass
+            if not self.km.is_alive():
+                self._stop_kernel("the kernel died before the tests could call the student's code")
+                raise KernelGone(self.kernel_failure)
+            if self._idle_seen(msg_id, errors):
+                raise KernelGone((errors or ["the student's kernel did not answer the tests"])[-1])
+            if time.monotonic() > until:
+                self._timed_out([], self.cell_timeout)
+                raise KernelGone("the student's kernel did not answer the tests in time")
+        self.agent = (conn, msg_id)
 
-        def take(kind, content, _msg):
-            if kind == "display_data" and MIME in content.get("data", {}) and not found:
-                ok = bool(content.get("metadata", {}).get(MIME, {}).get("ok"))
-                try:
-                    found.append((ok, base64.b64decode(content["data"][MIME], validate=True)))
-                except (ValueError, TypeError):
-                    errors.append("the student's kernel sent a malformed answer")
-            elif kind == "error":
+    def _idle_seen(self, msg_id: str, errors: list[str]) -> bool:
+        """Read what the kernel published so far; True once request ``msg_id`` is done."""
+        while True:
+            try:
+                msg = self.kc.get_iopub_msg(timeout=0)
+            except queue.Empty:
+                return False
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "error":
                 errors.append(f"{content.get('ename')}: {content.get('evalue')}"[:300])
+            elif kind == "status" and content.get("execution_state") == "idle":
+                self._drain_shell()
+                return True
 
-        if not self._until_idle(msg_id, timeout, take,
-                                "the kernel died while a test called the student's code"):
-            self._timed_out([], timeout)
-            raise KernelGone(f"the student's code did not answer within {timeout:.0f} s")
-        if not found:
-            raise KernelGone((errors or ["the student's kernel gave no answer"])[-1])
-        return found[0]
+    def _close_agent(self) -> None:
+        """Tell the agent the test is over and wait for the kernel to be idle again."""
+        if self.agent is None:
+            return
+        conn, msg_id = self.agent
+        self.agent = None
+        with contextlib.suppress(OSError):
+            channel.send(conn, {"op": "done"})
+        conn.close()
+        if self.kernel_failure:
+            return
+        with contextlib.suppress(KernelGone):
+            if not self._until_idle(msg_id, min(10.0, max(self._left(), 0.1)), lambda *_: None,
+                                    "the kernel died after a test called the student's code"):
+                self._timed_out([], 10)
 
-    def _agent_code(self, request: dict, payload: bytes) -> str:
+    def _ask_kernel(self, request: dict, payload: bytes) -> tuple[bool, bytes]:
+        """One request of the checker, answered by the agent; its frame, as untrusted bytes."""
         op = request.get("op")
-        head = "__import__('sscity.course.agent', fromlist=['agent'])"
-        if op == "fetch":
-            name = str(request.get("name", ""))
-            if not name.isidentifier():
-                raise KernelGone("bad name")
-            return f"{head}.export({name!r}, get_ipython().user_ns)"
-        handle = int(request.get("handle", 0))
-        if op == "call":
-            return f"{head}.call({handle}, {base64.b64encode(payload).decode('ascii')!r})"
-        if op == "getattr":
-            name = str(request.get("name", ""))
-            if not name.isidentifier():
-                raise KernelGone("bad attribute name")
-            return f"{head}.get_attribute({handle}, {name!r})"
-        raise KernelGone(f"unknown request {op!r}")
+        if op not in ("fetch", "call", "getattr"):
+            raise KernelGone(f"unknown request {op!r}")
+        if op in ("fetch", "getattr") and not str(request.get("name", "")).isidentifier():
+            raise KernelGone("bad name")
+        if self.kernel_failure:
+            raise KernelGone(self.kernel_failure)
+        if self.agent is None:
+            self._open_agent()
+        conn, msg_id = self.agent
+        timeout = min(self.cell_timeout, self._left())
+        until = time.monotonic() + timeout
+        try:
+            conn.settimeout(max(0.1, timeout))
+            channel.send(conn, {k: request[k] for k in ("op", "name", "handle") if k in request},
+                         payload)
+            while True:
+                conn.settimeout(1.0)
+                try:
+                    reply, frame = channel.recv(conn)
+                    break
+                except TimeoutError:
+                    if not self.km.is_alive():
+                        self._stop_kernel("the kernel died while a test called the student's code")
+                        raise KernelGone(self.kernel_failure) from None
+                    if time.monotonic() > until:
+                        raise
+        except TimeoutError:
+            self.agent = None
+            conn.close()
+            self._timed_out([], timeout)
+            raise KernelGone(f"the student's code did not answer within {timeout:.0f} s") from None
+        except (EOFError, OSError, ValueError) as err:
+            self.agent = None
+            conn.close()
+            if not self.km.is_alive():
+                self._stop_kernel("the kernel died while a test called the student's code")
+                raise KernelGone(self.kernel_failure) from None
+            # The student's code broke its own agent (closed the socket, wrote garbage):
+            # this test gets no answer; the next request starts a fresh agent.
+            with contextlib.suppress(KernelGone):
+                if not self._until_idle(msg_id, min(10.0, max(self._left(), 0.1)), lambda *_: None,
+                                        "the kernel died while a test called the student's code"):
+                    self._timed_out([], 10)
+            raise KernelGone(f"the student's kernel broke off its answer ({type(err).__name__})") from None
+        return bool(reply.get("ok")), frame
 
     def run_checker(self, op: str, code: str) -> list:
         """Run a setup or test cell in the checker, answering its requests for the student's values."""
         if self.checker is None or self.checker.poll() is not None:
             return [_error("CheckerStopped", "the test process stopped; this test could not run")]
+        try:
+            return self._run_checker(op, code)
+        finally:
+            self._close_agent()
+
+    def _run_checker(self, op: str, code: str) -> list:
         sock = self.checker_sock
         channel.send(sock, {"op": op, "code": code})
         until = time.monotonic() + self.cell_timeout + 30
@@ -408,7 +738,7 @@ class NotebookRun:
             if message.get("op") == "done":
                 return [nbformat.from_dict(o) for o in message.get("outputs", [])]
             try:
-                ok, frame = self._ask_kernel(self._agent_code(message, payload))
+                ok, frame = self._ask_kernel(message, payload)
                 channel.send(sock, {"op": "value", "ok": ok}, frame)
             except KernelGone as gone:
                 channel.send(sock, {"op": "value", "ok": False, "failure": str(gone)})
@@ -421,7 +751,10 @@ def _error(name: str, message: str):
     return nbformat.v4.new_output("error", ename=name, evalue=message, traceback=[f"{name}: {message}"])
 
 
-def _stop(process: subprocess.Popen) -> None:
+def _stop(process) -> None:
+    if isinstance(process, _Fork):
+        process.stop()
+        return
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, 15)
@@ -431,3 +764,4 @@ def _stop(process: subprocess.Popen) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, 9)
             process.wait()
+

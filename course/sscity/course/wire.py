@@ -23,11 +23,12 @@ import datetime as _dt
 import io
 import json
 import pathlib
+import socket
 import struct
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "MAX_FRAME_BYTES", "WireError", "decode", "encode", "pack", "unpack"]
+__all__ = ["MAX_DEPTH", "MAX_FRAME_BYTES", "WireError", "decode", "encode", "pack", "recv", "send", "unpack"]
 
 MAX_FRAME_BYTES = 64 * 1024**2
 MAX_DEPTH = 64
@@ -81,6 +82,34 @@ def unpack(frame: bytes) -> tuple[Any, list[bytes]]:
         blobs.append(bytes(frame[offset:offset + length]))
         offset += length
     return header.get("tree"), blobs
+
+
+# --- messages on a socket (grader <-> checker, grader <-> agent) -------------------------
+
+_MAX_MESSAGE = 80 * 1024**2
+
+
+def send(sock: socket.socket, header: dict, payload: bytes = b"") -> None:
+    data = json.dumps(header).encode("utf-8")
+    sock.sendall(struct.pack(">II", len(data), len(payload)) + data + payload)
+
+
+def _exactly(sock: socket.socket, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = sock.recv(min(left, 1 << 20))
+        if not chunk:
+            raise EOFError("the grader closed the channel")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def recv(sock: socket.socket) -> tuple[dict, bytes]:
+    head, size = struct.unpack(">II", _exactly(sock, 8))
+    if head > _MAX_MESSAGE or size > _MAX_MESSAGE:
+        raise ValueError("message too large")
+    return json.loads(_exactly(sock, head).decode("utf-8")), _exactly(sock, size)
 
 
 # --- encoding (runs in the student's kernel) ---------------------------------------------
