@@ -28,6 +28,7 @@ def test_the_course_has_modules_and_each_is_released():
     (lint.check_points_total, SOURCES),
     (lint.check_answers_followed_by_tests, SOURCES),
     (lint.check_setup_cells, SOURCES),
+    (lint.check_answers_not_builtins, SOURCES),
     (lint.check_tiers, SOURCES),
     (lint.check_no_outputs, BOTH),
     (lint.check_bilingual_markdown, RELEASES),  # what learners read, stubs included
@@ -115,6 +116,14 @@ def test_setup_cells_must_be_locked_and_not_rebind_tested_answers():
     # A loop variable no test reads is not a problem.
     loop = make_notebook([*_task(), new_code_cell("for y in range(3):\n    pass", metadata=setup)])
     assert lint.check_setup_cells([loop]) == []
+
+
+def test_an_answer_named_like_a_builtin_that_tests_read_is_found():
+    cells = _task()
+    cells[1] = new_code_cell("max = 1", metadata=graded("answer", "t1"))
+    cells[2] = new_code_cell(f"assert max == 1, {EN_JA!r}", metadata=graded("test", "t1-tests", points=100))
+    assert "built-in" in lint.check_answers_not_builtins([make_notebook(cells)])[0]
+    assert lint.check_answers_not_builtins([make_notebook(_task())]) == []
 
 
 def test_missing_or_mismatched_tier_is_found():

@@ -3,7 +3,7 @@
 ::
 
     sscity course release [MODULE...] [--check]   regenerate modules/ from solutions/
-    sscity course verify  [MODULE...] [--jobs N]  solution 100, blank 0, known-wrongs fail
+    sscity course verify  [MODULE...] [--jobs N] [--plain]  solution 100, blank 0, known-wrongs fail
     sscity course lint    [MODULE...]             the authoring rules
     sscity course grade SUBMISSIONS --out DIR     parallel, sandboxed grading with reports
     sscity course demo                            a demo class built from the course, graded
@@ -64,7 +64,7 @@ def _cmd_verify(args) -> int:
     root = _root(args)
     started = time.perf_counter()
     reports = verify_modules(root, args.modules or None, jobs=args.jobs,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, trusted=not args.plain)
     for report in reports:
         print(format_report(report))
         print()
@@ -250,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("modules", nargs="*", metavar="MODULE")
     ver.add_argument("--jobs", type=int, default=1, help="modules verified at once (default 1)")
     ver.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ver.add_argument("--plain", action="store_true",
+                     help="plain nbgrader execution (tests and answers in one kernel) instead of "
+                          "the trusted checker that `sscity course grade` uses")
     ver.set_defaults(func=_cmd_verify)
     grd = course_verbs.add_parser("grade", help="grade a class: parallel, sandboxed nbgrader")
     grd.add_argument("submissions", help="folder <student>/<module>/*.ipynb, or a zip of one")

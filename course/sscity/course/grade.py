@@ -44,6 +44,7 @@ from .known_wrong import FILENAME as KNOWN_WRONG_FILE
 from .notebooks import grade_id, is_test_cell, module_ids, nbgrader_meta, tier
 from .release import _NBGRADER_LAUNCHER
 from .sandbox import Limits, build_font_cache, isolation
+from .trusted import autograde_config
 
 __all__ = ["GradeRun", "Result", "SandboxMissing", "Submission", "combine_gradebooks", "discover", "grade",
            "grade_chunk"]
@@ -247,19 +248,7 @@ def grade_chunk(job: dict) -> dict:
                 "student_timeout": int(job["student_timeout"]), "sandbox": job["sandbox"],
                 "font_cache": job.get("font_cache"), "keep": bool(job.get("keep")),
                 "notebooks": sum(len(files) for files in job["students"].values())}
-    config += (
-        "\n# Added by sscity course grade: the tests run in a trusted process of their own\n"
-        "c.Autograde.autograde_preprocessors = [\n"
-        "    'sscity.course.trusted.TrustedExecute',\n"
-        "    'nbgrader.preprocessors.IgnorePattern',\n"
-        "    'nbconvert.preprocessors.ClearMetadataPreprocessor',\n"
-        "    'nbgrader.preprocessors.LimitOutput',\n"
-        "    'nbgrader.preprocessors.SaveAutoGrades',\n"
-        "    'nbgrader.preprocessors.AssignLatePenalties',\n"
-        "    'nbgrader.preprocessors.CheckCellMetadata',\n"
-        "]\n"
-        f"c.TrustedExecute.settings = {settings!r}\n"
-    )
+    config += autograde_config(settings)
     (chunk / "nbgrader_config.py").write_text(config)
     module = job["module"]
     for student, files in job["students"].items():

@@ -212,6 +212,25 @@ def check_setup_cells(notebooks: list[CourseNotebook]) -> list[str]:
     return problems
 
 
+def check_answers_not_builtins(notebooks: list[CourseNotebook]) -> list[str]:
+    """No answer binds a built-in name that a test reads: in the grader's checker a test's
+    ``max`` is always the built-in, never the student's."""
+    import builtins
+
+    problems = []
+    for nb in notebooks:
+        cells = nb.nb.cells
+        read = {node.id for cell in cells if cell.cell_type == "code" and is_test_cell(cell)
+                for node in _walk(cell.source) if isinstance(node, ast.Name)}
+        for cell in cells:
+            if cell.cell_type == "code" and is_autograded_answer(cell):
+                clash = sorted(n for n in _bound_names(cell.source) & read if hasattr(builtins, n))
+                if clash:
+                    problems.append(f"{nb.label}: answer '{grade_id(cell)}' binds the built-in "
+                                    f"name(s) {', '.join(clash)}, which a test reads: rename them")
+    return problems
+
+
 def check_tiers(notebooks: list[CourseNotebook]) -> list[str]:
     """Every graded cell is tagged ``core`` or ``extension``; an answer and its tests agree."""
     problems = []
@@ -423,6 +442,7 @@ def run_lint(root: Path, modules=None) -> dict[str, list[str]]:
         "100 points per assignment": check_points_total(sources),
         "answers followed by tests": check_answers_followed_by_tests(sources),
         "setup cells locked, apart from answers": check_setup_cells(sources),
+        "answers bind no built-in a test reads": check_answers_not_builtins(sources),
         "core/extension tiers": check_tiers(sources),
         "no stored outputs": check_no_outputs(both),
         "no leaks in modules/": check_no_leaks(sources, releases),

@@ -49,7 +49,7 @@ from traitlets import Dict
 from . import checker as channel
 from .sandbox import UID_BASE, Limits, command, readable_paths
 
-__all__ = ["NotebookRun", "TrustedExecute"]
+__all__ = ["NotebookRun", "TrustedExecute", "WarmChecker", "autograde_config"]
 
 _MAX_KERNEL_OUTPUT = 4 * 1024**2  # bytes of student output kept per notebook
 _SERVICE_MARK = "sscity.platform"
@@ -66,7 +66,8 @@ class TrustedExecute(NbGraderPreprocessor):
     """nbgrader's execution step with the tests in a trusted process of their own."""
 
     settings = Dict(default_value={}, help="course_root, scratch, limits, cell_timeout, "
-                                           "student_timeout, sandbox, font_cache").tag(config=True)
+                                           "student_timeout, sandbox, font_cache, notebooks, "
+                                           "release_root, keep").tag(config=True)
 
     def preprocess(self, nb, resources):
         from .checker import warm_code
@@ -98,9 +99,28 @@ class TrustedExecute(NbGraderPreprocessor):
         return nb, resources
 
 
+def autograde_config(settings: dict) -> str:
+    """Lines for ``nbgrader_config.py``: ``nbgrader autograde`` with :class:`TrustedExecute`
+    in place of nbgrader's ``Execute``, the rest of its steps unchanged."""
+    return (
+        "\n# Added by sscity: the tests run in a trusted process of their own\n"
+        "c.Autograde.autograde_preprocessors = [\n"
+        "    'sscity.course.trusted.TrustedExecute',\n"
+        "    'nbgrader.preprocessors.IgnorePattern',\n"
+        "    'nbconvert.preprocessors.ClearMetadataPreprocessor',\n"
+        "    'nbgrader.preprocessors.LimitOutput',\n"
+        "    'nbgrader.preprocessors.SaveAutoGrades',\n"
+        "    'nbgrader.preprocessors.AssignLatePenalties',\n"
+        "    'nbgrader.preprocessors.CheckCellMetadata',\n"
+        "]\n"
+        f"c.TrustedExecute.settings = {settings!r}\n"
+    )
+
+
 def _in_release_order(settings: dict, info: dict, setup: dict[str, str]) -> list[list[str]]:
     """[grade_id, source] of the setup cells in the order of the released notebook."""
-    folder = Path(settings["course_root"]) / "modules" / str(info.get("assignment"))
+    release_root = settings.get("release_root") or settings["course_root"]
+    folder = Path(release_root) / "modules" / str(info.get("assignment"))
     path = folder / f"{info.get('notebook')}.ipynb"
     try:
         release = nbformat.read(path, as_version=4)

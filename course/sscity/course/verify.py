@@ -1,6 +1,10 @@
 """Verify a module end to end with the real nbgrader autograder.
 
-For each module, in a throw-away grading root outside the repository:
+By default the autograder runs the way ``sscity course grade`` runs it, across the trust
+boundary (:mod:`sscity.course.trusted`: the tests in a checker apart from the kernel, in a
+sandbox when bubblewrap works); ``trusted=False`` (``--plain``) uses nbgrader's own
+execution, tests and answers in one kernel. For each module, in a throw-away grading root
+outside the repository:
 
 (a) the solution notebooks are submitted and autograded: every autograded test must earn
     full marks and no cell may raise (manually graded answers are left to a person: the
@@ -104,7 +108,8 @@ def _copy_tree(src: Path, dst: Path) -> None:
         KNOWN_WRONG_FILE, ".ipynb_checkpoints", "__pycache__"))
 
 
-def verify_module(root: Path, module: str, keep: Path | None = None) -> ModuleVerification:
+def verify_module(root: Path, module: str, keep: Path | None = None,
+                  trusted: bool = True) -> ModuleVerification:
     """Verify one module; see the module docstring for what is checked.
 
     Parameters
@@ -115,6 +120,9 @@ def verify_module(root: Path, module: str, keep: Path | None = None) -> ModuleVe
         Module folder name, e.g. ``"00-orientation"``.
     keep : Path, optional
         Grade in this folder and keep it (for debugging); default: a temporary folder.
+    trusted : bool
+        Grade across the trust boundary, as ``sscity course grade`` does (default); False
+        for plain nbgrader.
     """
     root = Path(root).resolve()
     report = ModuleVerification(module)
@@ -130,7 +138,7 @@ def verify_module(root: Path, module: str, keep: Path | None = None) -> ModuleVe
         return report
     tmp = Path(keep) if keep else Path(tempfile.mkdtemp(prefix=f"sscity-verify-{module}-"))
     try:
-        _verify_in(root, module, tmp, wrongs, report)
+        _verify_in(root, module, tmp, wrongs, report, trusted)
     finally:
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -138,7 +146,8 @@ def verify_module(root: Path, module: str, keep: Path | None = None) -> ModuleVe
     return report
 
 
-def _verify_in(root: Path, module: str, grading: Path, wrongs, report: ModuleVerification) -> None:
+def _verify_in(root: Path, module: str, grading: Path, wrongs, report: ModuleVerification,
+               trusted: bool = True) -> None:
     grading.mkdir(parents=True, exist_ok=True)
     shutil.copy2(root / "nbgrader_config.py", grading / "nbgrader_config.py")
     _copy_tree(root / "solutions" / module, grading / "solutions" / module)
@@ -177,6 +186,18 @@ def _verify_in(root: Path, module: str, grading: Path, wrongs, report: ModuleVer
         target.mkdir(parents=True)
         nbformat.write(nb, target / name)
         students[student] = ("wrong", wrong)
+
+    if trusted:
+        from .notebooks import course_root
+        from .sandbox import isolation
+        from .trusted import autograde_config
+
+        # The sandbox shows the installed sscity and its datasets; the release is this root's.
+        settings = {"course_root": str(course_root()), "release_root": str(grading),
+                    "scratch": str(grading / "runs"), "sandbox": isolation().isolated,
+                    "notebooks": 2 * len(notebooks) + len(students) - 2}
+        with open(grading / "nbgrader_config.py", "a", encoding="utf-8") as config:
+            config.write(autograde_config(settings))
 
     # One autograde run for the whole module; nbgrader grades students one after another
     # and carries on past a student whose notebook breaks, so read results per student.
@@ -243,7 +264,8 @@ def _grade_row(gradebook, missing_entry, module, student, variant, wrong, name, 
                f"{wrong.answer}: {wrong.mistake} -> {wrong.must_fail} {verdict}")
 
 
-def verify_modules(root: Path, modules=None, jobs: int = 1, progress: bool = True):
+def verify_modules(root: Path, modules=None, jobs: int = 1, progress: bool = True,
+                   trusted: bool = True):
     """Verify several modules, ``jobs`` at a time; returns reports in module order."""
     root = Path(root).resolve()
     modules = list(modules or module_ids(root, "solutions"))
@@ -262,7 +284,7 @@ def verify_modules(root: Path, modules=None, jobs: int = 1, progress: bool = Tru
             tqdm.write(f"{module}: grading {2 * count + wrong} notebooks with nbgrader "
                        f"(solution, blank release, {wrong} known-wrong answers) ...")
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(verify_module, root, m) for m in modules]
+        futures = [pool.submit(verify_module, root, m, None, trusted) for m in modules]
         bar = tqdm(total=len(futures), desc="verify", unit="module", disable=not progress)
         reports = []
         for future in futures:

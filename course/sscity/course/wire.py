@@ -274,8 +274,22 @@ class _Encoder:
             geo = main is not None
             if geo:
                 gpd.GeoDataFrame(plain, geometry=main).to_parquet(buffer, index=True)
+        cells = None
         if not geo:
-            plain.to_parquet(buffer, index=True)
+            try:
+                plain.to_parquet(buffer, index=True)
+            except (TypeError, ValueError, ImportError, ArithmeticError) as err:
+                if type(err).__module__.split(".")[0] not in ("pyarrow", "builtins"):
+                    raise
+                # Columns Arrow cannot type (mixed objects): cell by cell, as plain values.
+                cells = {"columns": self.encode([plain[c].tolist() for c in plain.columns], depth + 1),
+                         "index": self.encode(plain.index.tolist(), depth + 1)}
+        if cells is not None:
+            return {"t": form, "cells": cells, "geo": False,
+                    "columns": self.encode(labels, depth + 1), "index_names": self.encode(names, depth + 1),
+                    "name": self.encode(name, depth + 1),
+                    "attrs": self.encode(dict(getattr(value, "attrs", {}) or {}), depth + 1),
+                    "active_geometry": ""}
         return {"t": form, "b": self.blob(buffer.getvalue()), "geo": geo,
                 "columns": self.encode(labels, depth + 1), "index_names": self.encode(names, depth + 1),
                 "name": self.encode(name, depth + 1),
@@ -424,13 +438,14 @@ class _Decoder:
                 raise WireError("bad interval")
             return pd.Interval(self.decode(node.get("left"), depth + 1),
                                self.decode(node.get("right"), depth + 1), closed=closed)
-        data = io.BytesIO(self.blob(node))
-        if node.get("geo"):
+        if isinstance(node.get("cells"), dict):
+            frame = self._cells(node["cells"], depth)
+        elif node.get("geo"):
             import geopandas as gpd
 
-            frame = gpd.read_parquet(data)
+            frame = gpd.read_parquet(io.BytesIO(self.blob(node)))
         else:
-            frame = pd.read_parquet(data)
+            frame = pd.read_parquet(io.BytesIO(self.blob(node)))
         labels = self.decode(node.get("columns"), depth + 1)
         names = self.decode(node.get("index_names"), depth + 1)
         if not isinstance(labels, list) or len(labels) != frame.shape[1]:
@@ -456,6 +471,23 @@ class _Decoder:
         column = column.rename(name)
         column.attrs.update(attrs if isinstance(attrs, dict) else {})
         return column
+
+    def _cells(self, cells: dict, depth):
+        """A table sent cell by cell (columns Arrow could not type)."""
+        import pandas as pd
+
+        columns = self.decode(cells.get("columns"), depth + 1)
+        index = self.decode(cells.get("index"), depth + 1)
+        if not isinstance(columns, list) or not isinstance(index, list) \
+                or any(not isinstance(c, list) or len(c) != len(index) for c in columns):
+            raise WireError("bad table cells")
+        if index and all(isinstance(i, tuple) for i in index):
+            rows = pd.MultiIndex.from_tuples(index)
+        else:
+            rows = pd.Index(index)
+        return pd.DataFrame({f"c{i}": pd.Series(c, index=rows, dtype=object if any(
+            isinstance(x, list | dict | tuple) for x in c) else None) for i, c in enumerate(columns)},
+            index=rows)
 
     def _graph(self, node, depth):
         import networkx as nx
