@@ -30,6 +30,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import datetime
 import json
 import os
 import queue
@@ -501,12 +502,15 @@ class NotebookRun:
             cell.outputs = []
             cell.execution_count = None
             meta = cell.metadata.get("nbgrader", {})
+            started = _now()
             if _is_test(cell):
                 cell.outputs = self.run_test(cell.source)
                 self.test_count += 1
                 cell.execution_count = self.test_count
+                _timed(cell, started)
                 continue
             self.run_student(cell, index)
+            _timed(cell, started)
             gid = meta.get("grade_id")
             # A setup cell after the last test can change no test's outcome.
             if meta.get("locked") and gid in setup and gid not in pre_ran and index < last_test:
@@ -765,6 +769,15 @@ class NotebookRun:
 
     def run_test(self, code: str) -> list:
         return self.run_checker("test", code)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _timed(cell, started: str) -> None:
+    """Cell timing in nbclient's form (what ``sscity course verify`` reports)."""
+    cell.metadata["execution"] = {"iopub.execute_input": started, "shell.execute_reply": _now()}
 
 
 def _error(name: str, message: str):
