@@ -416,6 +416,13 @@ class NotebookRun:
         from jupyter_client import KernelManager
         from jupyter_client.kernelspec import KernelSpec
 
+        # The socket the tests' calls come through, made before any student code can run
+        # (a student may unlink or replace it later: that only cuts off their own answers).
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(self.ipc / "agent.sock"))
+        (self.ipc / "agent.sock").chmod(0o777)  # the kernel runs as another user
+        self.listener.listen(1)
+
         kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
                   "--HistoryManager.hist_file=:memory:"]
         ro = [self.service] if self.broker else []
@@ -492,10 +499,13 @@ class NotebookRun:
                 if not self._until_idle(self.warmup, min(self.cell_timeout, self._left()),
                                         lambda *_: None, "the kernel died while it started"):
                     self._timed_out([], self.cell_timeout)
-        self.start_checker()
         last_test = max((i for i, c in enumerate(nb.cells) if _is_test(c)), default=-1)
-        # Setup cells the warm checker already ran are in the fork's namespace from the start.
-        pre_ran = self.warm.pre_ran if isinstance(self.checker, _Fork) else set()
+        # Setup cells wait to run in the checker until a test needs it, so the warm checker
+        # prepares while the kernel runs the student's first cells; a setup cell that may
+        # read a student's name runs before the next student cell, as in the notebook.
+        in_order = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+        self_contained = _self_contained({gid: setup[gid] for gid in in_order if gid in setup})
+        pending: list[str] = []
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
@@ -504,17 +514,31 @@ class NotebookRun:
             meta = cell.metadata.get("nbgrader", {})
             started = _now()
             if _is_test(cell):
+                self._flush_setup(pending)
                 cell.outputs = self.run_test(cell.source)
                 self.test_count += 1
                 cell.execution_count = self.test_count
                 _timed(cell, started)
                 continue
+            if any(gid not in self_contained for gid in pending):
+                self._flush_setup(pending)
             self.run_student(cell, index)
             _timed(cell, started)
             gid = meta.get("grade_id")
             # A setup cell after the last test can change no test's outcome.
-            if meta.get("locked") and gid in setup and gid not in pre_ran and index < last_test:
-                self.run_checker("setup", setup[gid])
+            if meta.get("locked") and gid in setup and index < last_test:
+                pending.append(gid)
+
+    def _flush_setup(self, pending: list[str]) -> None:
+        """Start the checker if need be; run the pending setup cells it has not run yet."""
+        if self.checker is None:
+            self.start_checker()
+        # Setup cells the warm checker already ran are in the fork's namespace from the start.
+        pre_ran = self.warm.pre_ran if isinstance(self.checker, _Fork) else set()
+        for gid in pending:
+            if gid not in pre_ran:
+                self.run_checker("setup", self.setup[gid])
+        pending.clear()
 
     def _left(self) -> float:
         return self.deadline - time.monotonic()
@@ -630,10 +654,7 @@ class NotebookRun:
         """Have the kernel run the agent's loop; wait for it to connect to our socket."""
         path = self.ipc / "agent.sock"
         if self.listener is None:
-            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.listener.bind(str(path))
-            path.chmod(0o777)  # the kernel may run as another user
-            self.listener.listen(1)
+            raise KernelGone("the grader has no socket for the tests' calls")
         code = ("__import__('sscity.course.agent', fromlist=['agent'])"
                 f".serve({str(path)!r}, get_ipython().user_ns)")
         msg_id = self.kc.execute(code, silent=False, store_history=False, allow_stdin=False,
@@ -769,6 +790,54 @@ class NotebookRun:
 
     def run_test(self, code: str) -> list:
         return self.run_checker("test", code)
+
+
+def _global_names(source: str) -> tuple[set[str], set[str]] | None:
+    """(names a cell binds at its top level, global names it reads anywhere); None when it
+    does not parse."""
+    import symtable
+
+    from .notebooks import without_magics
+
+    try:
+        table = symtable.symtable(without_magics(source), "<cell>", "exec")
+    except SyntaxError:
+        return None
+    bound, read = set(), set()
+
+    def visit(scope):
+        for symbol in scope.get_symbols():
+            name = symbol.get_name()
+            if scope.get_type() == "module":
+                if symbol.is_assigned() or symbol.is_imported() or symbol.is_namespace():
+                    bound.add(name)
+                if symbol.is_referenced():
+                    read.add(name)
+            elif symbol.is_global() and symbol.is_referenced():
+                read.add(name)
+        for child in scope.get_children():
+            visit(child)
+
+    visit(table)
+    return bound, read
+
+
+def _self_contained(setup: dict[str, str]) -> set[str]:
+    """Setup cells that read no name but built-ins and what earlier setup cells (or they
+    themselves) bind: their result in the checker cannot depend on when, among the
+    student's cells, they run."""
+    import builtins
+
+    bound: set[str] = set()
+    found = set()
+    for gid, source in setup.items():
+        names = _global_names(source)
+        if names is None:
+            continue
+        bound |= names[0]
+        if all(name in bound or hasattr(builtins, name) for name in names[1]):
+            found.add(gid)
+    return found
 
 
 def _now() -> str:
