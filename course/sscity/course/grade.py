@@ -420,6 +420,11 @@ def grade(root: Path, submissions: Path, out: Path, jobs: int = 2, modules: list
     root, out = Path(root).resolve(), Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="sscity-grade-"))
+    if len(str(work)) > 40 and Path("/tmp").is_dir():
+        # Each kernel's sockets live some 60 bytes below this folder, and a Unix socket
+        # path has at most 107 bytes: a deep TMPDIR would stop every kernel.
+        shutil.rmtree(work, ignore_errors=True)
+        work = Path(tempfile.mkdtemp(prefix="sscity-grade-", dir="/tmp"))
     try:
         return _grade(root, Path(submissions).resolve(), out, work, jobs, modules, scheduler,
                       limits, cell_timeout, student_timeout, progress, started, found_isolation)

@@ -399,7 +399,7 @@ class NotebookRun:
 
     def start_broker(self) -> None:
         """An NGSI-LD broker for this notebook alone, on a Unix socket (no network needed)."""
-        socket_path = self.service / "broker.sock"
+        socket_path = self.service / "b"  # short: a Unix socket path has at most 107 bytes
         argv = [sys.executable, "-I", "-m", "sscity", "platform", "serve", "--uds", str(socket_path)]
         self.broker = subprocess.Popen(
             self._sandboxed(argv, workdir=self.root / "broker-home", rw=[self.service]),
@@ -419,8 +419,10 @@ class NotebookRun:
         # The socket the tests' calls come through, made before any student code can run
         # (a student may unlink or replace it later: that only cuts off their own answers).
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(str(self.ipc / "agent.sock"))
-        (self.ipc / "agent.sock").chmod(0o777)  # the kernel runs as another user
+        # Named no longer than the kernel's own sockets (ipc/k-1, ...): a Unix socket path
+        # has at most 107 bytes, and a deep grading folder must not fail here first.
+        self.listener.bind(str(self.ipc / "a"))
+        (self.ipc / "a").chmod(0o777)  # the kernel runs as another user
         self.listener.listen(1)
 
         kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
@@ -652,7 +654,7 @@ class NotebookRun:
     # -- the student's side of a test: one agent per test cell ---------------------------
     def _open_agent(self) -> None:
         """Have the kernel run the agent's loop; wait for it to connect to our socket."""
-        path = self.ipc / "agent.sock"
+        path = self.ipc / "a"
         if self.listener is None:
             raise KernelGone("the grader has no socket for the tests' calls")
         code = ("__import__('sscity.course.agent', fromlist=['agent'])"

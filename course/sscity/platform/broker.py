@@ -653,7 +653,7 @@ class Broker:
             raise NgsiError("TooManyResults", f"limit={limit} is above the maximum of {self.max_limit}.")
         with self.store.read() as conn:
             total = conn.execute("SELECT COUNT(*) FROM subscriptions WHERE tenant=?", (tenant,)).fetchone()[0]
-            rows = conn.execute("SELECT doc FROM subscriptions WHERE tenant=? ORDER BY created_at, id "
+            rows = conn.execute("SELECT doc FROM subscriptions WHERE tenant=? ORDER BY created_at, rowid "
                                 "LIMIT ? OFFSET ?", (tenant, limit, offset)).fetchall()
         return [json.loads(row[0]) for row in rows], total
 
