@@ -5,8 +5,10 @@ children, every file access except those it lists. The grader uses it in each te
 forked from a warm one (:mod:`sscity.course.checker`): the warm process may see every
 notebook's run folder of its chunk; each fork keeps only its own.
 
-Only the system calls are wrapped here (no Python package for Landlock is maintained); the
-kernel does the enforcing. See ``man 7 landlock`` and
+Only the three system calls are wrapped here. The Python bindings that exist (``landlock``
+1.0.0.dev, ``py-landlock`` 0.1, ``landlockpy`` 0.2) were all pre-1.0 when this was written;
+the kernel does the enforcing, and ``tests/test_landlock.py`` asks the kernel, not this
+module, whether a confined process can reach a path. See ``man 7 landlock`` and
 https://docs.kernel.org/userspace-api/landlock.html.
 """
 

@@ -18,6 +18,7 @@ from .known_wrong import load_known_wrong
 from .notebooks import (
     SOLUTION_MARKERS,
     CourseNotebook,
+    cell_names,
     grade_id,
     is_autograded_answer,
     is_graded,
@@ -146,34 +147,13 @@ def check_answers_followed_by_tests(notebooks: list[CourseNotebook]) -> list[str
 
 def _bound_names(source: str) -> set[str]:
     """Names a cell binds in the notebook's namespace (not inside its functions)."""
-    try:
-        tree = ast.parse(without_magics(source))
-    except SyntaxError:
-        return set()
-    names: set[str] = set()
-
-    def visit(node):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            names.add(node.name)
-            return  # their bodies bind local names
-        if isinstance(node, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp):
-            return
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            names.update((a.asname or a.name).split(".")[0] for a in node.names if a.name != "*")
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.add(node.id)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(tree)
-    return names
+    return (cell_names(source) or (set(), set()))[0]
 
 
-def _walk(source: str):
-    try:
-        return list(ast.walk(ast.parse(without_magics(source))))
-    except SyntaxError:
-        return []
+def _read_by_tests(cells) -> set[str]:
+    """Global names the test cells read."""
+    return {name for cell in cells if cell.cell_type == "code" and is_test_cell(cell)
+            for name in (cell_names(cell.source) or (set(), set()))[1]}
 
 
 def check_setup_cells(notebooks: list[CourseNotebook]) -> list[str]:
@@ -190,8 +170,7 @@ def check_setup_cells(notebooks: list[CourseNotebook]) -> list[str]:
         if not any(is_test_cell(c) for c in cells):
             continue
         answers: dict[str, str] = {}
-        read = {node.id for cell in cells if cell.cell_type == "code" and is_test_cell(cell)
-                for node in _walk(cell.source) if isinstance(node, ast.Name)}
+        read = _read_by_tests(cells)
         for cell in cells:
             if cell.cell_type == "code" and (is_autograded_answer(cell) or is_manual_answer(cell)):
                 for name in _bound_names(cell.source):
@@ -220,8 +199,7 @@ def check_answers_not_builtins(notebooks: list[CourseNotebook]) -> list[str]:
     problems = []
     for nb in notebooks:
         cells = nb.nb.cells
-        read = {node.id for cell in cells if cell.cell_type == "code" and is_test_cell(cell)
-                for node in _walk(cell.source) if isinstance(node, ast.Name)}
+        read = _read_by_tests(cells)
         for cell in cells:
             if cell.cell_type == "code" and is_autograded_answer(cell):
                 clash = sorted(n for n in _bound_names(cell.source) & read if hasattr(builtins, n))

@@ -152,3 +152,31 @@ def visible_source(source: str) -> str:
 def without_magics(source: str) -> str:
     """``source`` with IPython's line magics and ``!`` commands blanked, for ``ast.parse``."""
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+
+
+def cell_names(source: str) -> tuple[set[str], set[str]] | None:
+    """(names a cell binds at its top level, global names it reads anywhere, its functions
+    included), from Python's own symbol tables; None when the cell does not parse."""
+    import symtable
+
+    try:
+        table = symtable.symtable(without_magics(source), "<cell>", "exec")
+    except SyntaxError:
+        return None
+    bound, read = set(), set()
+
+    def visit(scope):
+        for symbol in scope.get_symbols():
+            name = symbol.get_name()
+            if scope.get_type() == "module":
+                if symbol.is_assigned() or symbol.is_imported() or symbol.is_namespace():
+                    bound.add(name)
+                if symbol.is_referenced():
+                    read.add(name)
+            elif symbol.is_global() and symbol.is_referenced():
+                read.add(name)
+        for child in scope.get_children():
+            visit(child)
+
+    visit(table)
+    return bound, read

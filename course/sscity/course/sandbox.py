@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["Isolation", "Limits", "build_font_cache", "command", "isolation", "main",
-           "readable_paths"]
+           "readable_paths", "system_paths"]
 
 NOBODY = 65534
 UID_BASE = 100_000
@@ -164,9 +164,18 @@ def readable_paths(course_root: Path) -> list[Path]:
     return unique
 
 
+_SYSTEM_LINKS = ("bin", "lib", "lib64", "lib32", "sbin", "libx32")
+
+
+def system_paths() -> list[Path]:
+    """The operating system's folders a sandboxed process sees (besides Python, sscity and
+    the datasets): programs and libraries, the allowed files of /etc, its /proc."""
+    return [Path("/usr"), *(Path("/") / name for name in _SYSTEM_LINKS), Path("/etc"), Path("/proc")]
+
+
 def _system_links() -> list[str]:
     out = []
-    for name in ("bin", "lib", "lib64", "lib32", "sbin", "libx32"):
+    for name in _SYSTEM_LINKS:
         path = Path("/") / name
         if path.is_symlink():
             out += ["--symlink", os.readlink(path), str(path)]

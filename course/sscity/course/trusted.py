@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -48,14 +49,12 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Dict
 
 from . import checker as channel
-from .sandbox import UID_BASE, Limits, command, readable_paths
+from .sandbox import UID_BASE, Limits, command, readable_paths, system_paths
 
 __all__ = ["NotebookRun", "TrustedExecute", "WarmChecker", "autograde_config"]
 
 _MAX_KERNEL_OUTPUT = 4 * 1024**2  # bytes of student output kept per notebook
 _SERVICE_MARK = "sscity.platform"
-# What a forked checker may read besides Python, sscity and the datasets (as in its sandbox).
-_SYSTEM_FOLDERS = [Path(p) for p in ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc", "/proc")]
 
 
 def _is_test(cell) -> bool:
@@ -68,7 +67,8 @@ class TrustedExecute(NbGraderPreprocessor):
 
     settings = Dict(default_value={}, help="course_root, scratch, limits, cell_timeout, "
                                            "student_timeout, sandbox, font_cache, notebooks, "
-                                           "release_root, keep").tag(config=True)
+                                           "release_root, keep, warm_checker (False: a fresh "
+                                           "checker per notebook)").tag(config=True)
 
     def preprocess(self, nb, resources):
         from .checker import warm_code
@@ -77,7 +77,8 @@ class TrustedExecute(NbGraderPreprocessor):
         imports = warm_code(list(setup.values()))
         info = resources.get("nbgrader", {})
         warm = WarmChecker.shared(self.settings, f"{info.get('assignment')}/{info.get('notebook')}",
-                                  imports, _in_release_order(self.settings, info, setup), log=self.log)
+                                  imports, lambda: _in_release_order(self.settings, info, setup),
+                                  log=self.log)
         needs_broker = any(_SERVICE_MARK in "".join(c.source) for c in nb.cells if c.cell_type == "code")
         run = _Spare.take(self.settings, needs_broker, warm)
         if run is None:
@@ -85,7 +86,7 @@ class TrustedExecute(NbGraderPreprocessor):
             run.prepare(needs_broker, imports)
         # The next notebook's kernel starts while this one runs (the cores are otherwise idle
         # while the grader waits on a kernel); not after a chunk's last notebook.
-        if _Spare.count(self.settings) < int(self.settings.get("notebooks", 1)):
+        if _Spare.seen(self.settings) < int(self.settings.get("notebooks", 1)):
             _Spare.start(self.settings, self.log, warm, needs_broker, imports)
         with run:
             run.execute(nb, setup)
@@ -156,7 +157,8 @@ class _Spare:
     _counts: dict = {}
 
     @classmethod
-    def count(cls, settings: dict) -> int:
+    def seen(cls, settings: dict) -> int:
+        """Count this notebook; how many this grading process has seen, this one included."""
         key = settings.get("scratch")
         cls._counts[key] = cls._counts.get(key, 0) + 1
         return cls._counts[key]
@@ -271,15 +273,16 @@ class WarmChecker:
             self.close()
 
     @classmethod
-    def shared(cls, settings: dict, notebook: str, imports: str, setup: list,
+    def shared(cls, settings: dict, notebook: str, imports: str, setup: Callable[[], list],
                log=None) -> WarmChecker | None:
-        """The warm checker of this grading process and notebook, started at its first use."""
+        """The warm checker of this grading process and notebook, started at its first use
+        (``setup`` gives the setup cells to pre-run, asked for only then)."""
         if not settings.get("warm_checker", True) or not settings.get("scratch"):
             return None
         key = (settings["scratch"], notebook)
         warm = cls._shared.get(key)
         if warm is None:
-            warm = cls._shared[key] = cls(settings, imports, setup, log)
+            warm = cls._shared[key] = cls(settings, imports, setup(), log)
             atexit.register(warm.close)
         return warm if warm.alive() else None
 
@@ -449,7 +452,7 @@ class NotebookRun:
     def start_checker(self) -> None:
         if self.warm is not None and self.warm.alive():
             ours, theirs = socket.socketpair()
-            readable = [*readable_paths(self.course_root), *_SYSTEM_FOLDERS, self.warm.home, self.work,
+            readable = [*readable_paths(self.course_root), *system_paths(), self.warm.home, self.work,
                         *([self.service] if self.broker else [])]
             message = {"op": "fork", "readable": [str(p) for p in readable],
                        "writable": [str(self.tmp), str(self.home)], "tmp": str(self.tmp),
@@ -670,9 +673,7 @@ class NotebookRun:
                 break
             except TimeoutError:
                 pass
-            if not self.km.is_alive():
-                self._stop_kernel("the kernel died before the tests could call the student's code")
-                raise KernelGone(self.kernel_failure)
+            self._raise_if_dead()
             if self._idle_seen(msg_id, errors):
                 raise KernelGone((errors or ["the student's kernel did not answer the tests"])[-1])
             if time.monotonic() > until:
@@ -705,12 +706,20 @@ class NotebookRun:
         with contextlib.suppress(OSError):
             channel.send(conn, {"op": "done"})
         conn.close()
-        if self.kernel_failure:
-            return
+        if not self.kernel_failure:
+            self._agent_done(msg_id)
+
+    def _agent_done(self, msg_id: str) -> None:
+        """Wait (briefly) for the agent's request to end; interrupt a kernel that does not."""
         with contextlib.suppress(KernelGone):
             if not self._until_idle(msg_id, min(10.0, max(self._left(), 0.1)), lambda *_: None,
                                     "the kernel died after a test called the student's code"):
                 self._timed_out([], 10)
+
+    def _raise_if_dead(self) -> None:
+        if not self.km.is_alive():
+            self._stop_kernel("the kernel died while a test called the student's code")
+            raise KernelGone(self.kernel_failure)
 
     def _ask_kernel(self, request: dict, payload: bytes) -> tuple[bool, bytes]:
         """One request of the checker, answered by the agent; its frame, as untrusted bytes."""
@@ -736,9 +745,7 @@ class NotebookRun:
                     reply, frame = channel.recv(conn)
                     break
                 except TimeoutError:
-                    if not self.km.is_alive():
-                        self._stop_kernel("the kernel died while a test called the student's code")
-                        raise KernelGone(self.kernel_failure) from None
+                    self._raise_if_dead()
                     if time.monotonic() > until:
                         raise
         except TimeoutError:
@@ -749,15 +756,10 @@ class NotebookRun:
         except (EOFError, OSError, ValueError) as err:
             self.agent = None
             conn.close()
-            if not self.km.is_alive():
-                self._stop_kernel("the kernel died while a test called the student's code")
-                raise KernelGone(self.kernel_failure) from None
+            self._raise_if_dead()
             # The student's code broke its own agent (closed the socket, wrote garbage):
             # this test gets no answer; the next request starts a fresh agent.
-            with contextlib.suppress(KernelGone):
-                if not self._until_idle(msg_id, min(10.0, max(self._left(), 0.1)), lambda *_: None,
-                                        "the kernel died while a test called the student's code"):
-                    self._timed_out([], 10)
+            self._agent_done(msg_id)
             raise KernelGone(f"the student's kernel broke off its answer ({type(err).__name__})") from None
         return bool(reply.get("ok")), frame
 
@@ -794,46 +796,18 @@ class NotebookRun:
         return self.run_checker("test", code)
 
 
-def _global_names(source: str) -> tuple[set[str], set[str]] | None:
-    """(names a cell binds at its top level, global names it reads anywhere); None when it
-    does not parse."""
-    import symtable
-
-    from .notebooks import without_magics
-
-    try:
-        table = symtable.symtable(without_magics(source), "<cell>", "exec")
-    except SyntaxError:
-        return None
-    bound, read = set(), set()
-
-    def visit(scope):
-        for symbol in scope.get_symbols():
-            name = symbol.get_name()
-            if scope.get_type() == "module":
-                if symbol.is_assigned() or symbol.is_imported() or symbol.is_namespace():
-                    bound.add(name)
-                if symbol.is_referenced():
-                    read.add(name)
-            elif symbol.is_global() and symbol.is_referenced():
-                read.add(name)
-        for child in scope.get_children():
-            visit(child)
-
-    visit(table)
-    return bound, read
-
-
 def _self_contained(setup: dict[str, str]) -> set[str]:
     """Setup cells that read no name but built-ins and what earlier setup cells (or they
     themselves) bind: their result in the checker cannot depend on when, among the
     student's cells, they run."""
     import builtins
 
+    from .notebooks import cell_names
+
     bound: set[str] = set()
     found = set()
     for gid, source in setup.items():
-        names = _global_names(source)
+        names = cell_names(source)
         if names is None:
             continue
         bound |= names[0]
