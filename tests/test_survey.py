@@ -15,6 +15,7 @@ from scipy.special import expit, logit
 from sscity import survey
 from sscity.survey import (
     Estimate,
+    LogitEdgeWarning,
     design_effect,
     design_weights,
     group_estimates,
@@ -89,7 +90,8 @@ def test_logit_interval_properties(k, n):
 
 @pytest.mark.parametrize("k", [0, 25])
 def test_logit_interval_falls_back_to_wilson_at_the_edges(k):
-    lower, upper = logit_interval(k, 25)
+    with pytest.warns(LogitEdgeWarning, match="Wilson interval is returned"):
+        lower, upper = logit_interval(k, 25)
     assert (lower, upper) == pytest.approx(wilson_interval(k, 25))
     assert lower == 0 or upper == 1
 

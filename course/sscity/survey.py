@@ -46,6 +46,7 @@ from scipy import stats
 
 __all__ = [
     "Estimate",
+    "LogitEdgeWarning",
     "design_effect",
     "design_weights",
     "group_estimates",
@@ -62,6 +63,14 @@ __all__ = [
 ]
 
 INTERVAL_METHODS = ("wilson", "logit")
+
+
+class LogitEdgeWarning(UserWarning):
+    """:func:`logit_interval` met ``k = 0`` or ``k = n`` and returned the Wilson interval there.
+
+    The log-odds of 0 or 1 are infinite, so the logit formula has no interval at the edges.
+    Silence it with ``warnings.simplefilter("ignore", LogitEdgeWarning)`` once you know.
+    """
 
 
 # --------------------------------------------------------------------------- results
@@ -309,11 +318,17 @@ def logit_interval(k, n, level: float = 0.95):
     -------
     (lower, upper) : tuple of float, or of arrays if ``k`` or ``n`` are arrays
 
+    Warns
+    -----
+    LogitEdgeWarning
+        When some ``k`` is 0 or equals ``n`` (see Notes).
+
     Notes
     -----
     When ``k = 0`` or ``k = n`` the log-odds are infinite and the formula has no answer;
-    for those entries the Wilson interval is returned instead (it gives ``[0, u]`` or
-    ``[l, 1]``), so the result is always a usable interval.
+    for those entries the **Wilson interval is returned instead** (it gives ``[0, u]`` or
+    ``[l, 1]``), so the result is always a usable interval, and a
+    :class:`LogitEdgeWarning` says so: at the edges the "logit" column is Wilson's.
     """
     level = _check_level(level)
     k, n = _check_counts(k, n)
@@ -326,6 +341,10 @@ def logit_interval(k, n, level: float = 0.95):
     lower = 1 / (1 + np.exp(-(centre - half)))
     upper = 1 / (1 + np.exp(-(centre + half)))
     if edge.any():
+        warnings.warn(
+            f"logit_interval: {int(edge.sum())} of {edge.size} intervals have k = 0 or k = n, "
+            "where the log-odds are infinite; the Wilson interval is returned for those.",
+            LogitEdgeWarning, stacklevel=2)
         w_lower, w_upper = (np.asarray(a) for a in wilson_interval(k, n, level))
         lower = np.where(edge, w_lower, lower)
         upper = np.where(edge, w_upper, upper)

@@ -58,14 +58,16 @@ WAVES = {
     2019: {"mailed_per_district": 450, "respondents": 1481, "mean": 6.94},
 }
 
-# Options of the national question (Cabinet Office 2010) "what did you weigh when judging
-# your happiness?". The first four were published for Tsukuba 2019; the rest are synthetic.
+# Options of "what do you weigh most in judging your happiness?" (the deck's heading:
+# 幸福度を判断する際に特に重視すること). Only the first four, with the deck's labels and counts,
+# were published for Tsukuba 2019; the other seven (modelled on the Cabinet Office's national
+# list, which the city's question most likely follows) and all their counts are synthetic.
 # (column, Japanese label, 2019 count)
 WEIGH_OPTIONS = (
     ("weigh_health", "健康状況", 1066),
     ("weigh_family", "家族関係", 741),
     ("weigh_finances", "家計の状況", 584),
-    ("weigh_leeway", "精神的なゆとり", 543),
+    ("weigh_leeway", "精神的ゆとり", 543),
     ("weigh_free_time", "自由な時間・充実した余暇", 468),
     ("weigh_employment", "就業状況", 402),
     ("weigh_friends", "友人関係", 371),
