@@ -32,7 +32,8 @@ def test_the_course_has_modules_and_each_is_released():
     (lint.check_tiers, SOURCES),
     (lint.check_no_outputs, BOTH),
     (lint.check_bilingual_markdown, RELEASES),  # what learners read, stubs included
-    (lint.check_bilingual_test_messages, RELEASES),
+    (lint.check_bilingual_test_messages, BOTH),  # hidden tests (solutions/) included
+    (lint.check_recurrent_path_box, SOURCES),
     (lint.check_figures_described, SOURCES),
 ], ids=lambda v: v.__name__ if callable(v) else "")
 def test_course_rule(check, notebooks):
@@ -49,6 +50,11 @@ def test_modules_hold_no_solutions_hidden_tests_or_mark_schemes():
             for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "MARK SCHEME"):
                 assert marker not in text, f"{path} contains {marker}"
     assert not list((ROOT / "modules").rglob("known-wrong.toml"))
+
+
+def test_notebooks_and_module_readmes_follow_the_glossary():
+    problems = lint.check_glossary(SOURCES, lint.module_readmes(ROOT), root=ROOT)
+    assert not problems, "\n".join(problems)
 
 
 def test_every_autograded_answer_has_a_known_wrong_answer():
@@ -162,10 +168,118 @@ def test_monolingual_markdown_and_messages_are_found():
     assert "without a message" in lint.check_bilingual_test_messages([make_notebook(cells)])[0]
 
 
-def test_hidden_test_messages_are_not_required_to_be_bilingual():
+def test_hidden_test_messages_must_be_bilingual_too():
+    hidden_problem = "hidden assert without a bilingual message"
     cells = _task()
     cells[2].source += "\n### BEGIN HIDDEN TESTS\nassert x == 1\n### END HIDDEN TESTS\n"
+    problems = lint.check_bilingual_test_messages([make_notebook(cells)])
+    assert len(problems) == 1 and hidden_problem in problems[0] and "line 3" in problems[0]
+    # An English-only message, a bare raise of an error class and a message held in a name
+    # (not EN + JA string parts in the expression) are all flagged.
+    for hidden in ('assert x == 1, "x should be one"', "raise AssertionError",
+                   "raise AssertionError()", "assert x == 1, MESSAGE"):
+        cells = _task()
+        cells[2].source = (f"MESSAGE = {EN_JA!r}\n" + cells[2].source
+                           + f"\n### BEGIN HIDDEN TESTS\nif x:\n    {hidden}\n### END HIDDEN TESTS\n")
+        problems = lint.check_bilingual_test_messages([make_notebook(cells)])
+        assert len(problems) == 1 and hidden_problem in problems[0], (hidden, problems)
+    # Bilingual hidden messages pass: a plain literal, literals concatenated across lines, an
+    # f-string; a bare re-raise inside except is not a message.
+    cells = _task()
+    cells[2].source += (
+        "\n### BEGIN HIDDEN TESTS\n"
+        f"assert x == 1, {EN_JA!r}\n"
+        'assert x + 1 == 2, ("Add one to the answer and check again. / "\n'
+        '                    "答えに1を足してもう一度確かめましょう。")\n'
+        'for k in range(2):\n'
+        '    assert x * k == k, f"Multiply by {k} and compare. / {k} を掛けて比べましょう。"\n'
+        "try:\n    pass\nexcept ValueError:\n    raise\n"
+        "### END HIDDEN TESTS\n")
     assert lint.check_bilingual_test_messages([make_notebook(cells)]) == []
+
+
+def test_visible_problems_keep_the_visible_wording_beside_hidden_ones():
+    cells = _task()
+    cells[2].source = ("assert x == 1\n### BEGIN HIDDEN TESTS\nassert x == 1, 'only English here'\n"
+                       "### END HIDDEN TESTS\n")
+    first, second = lint.check_bilingual_test_messages([make_notebook(cells)])
+    assert "line 1: assert without a message" in first
+    assert "line 3: hidden assert without a bilingual message" in second and "only English" in second
+
+
+# --- glossary and the recurrent path box ---------------------------------------------------
+
+GLOSSARY = lint.load_glossary(ROOT / "course" / "GLOSSARY.md")
+
+
+def test_the_glossary_parses_and_every_pattern_compiles():
+    by_term = {e.japanese: e for e in GLOSSARY}
+    assert len(GLOSSARY) >= 40 and "ウェイト" in by_term and "被覆確率" in by_term
+    assert all(isinstance(p.pattern, str) for e in GLOSSARY for p in e.avoid)
+    # An escaped pipe inside a table cell belongs to the regular expression.
+    tier = next(e for e in GLOSSARY if e.japanese.startswith("区分"))
+    assert [p.pattern for p in tier.avoid] == ["（(基本|発展), "]
+    assert tier.avoid[0].search("課題1 — 合計（基本, 15点）")
+    assert not tier.avoid[0].search("課題1 — 合計（基本・15点）")
+    weight = by_term["ウェイト"]
+    assert [p.pattern for p in weight.avoid] == ["重み(?!付き最小二乗)", "ウエイト"]
+
+
+def test_a_malformed_glossary_is_refused(tmp_path):
+    bad = tmp_path / "GLOSSARY.md"
+    bad.write_text("| English | 日本語 | Avoid / 使わない | Note / 注 |\n|---|---|---|---|\n"
+                   "| weight | ウェイト | `重み(` | |\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="does not compile"):
+        lint.load_glossary(bad)
+    bad.write_text("| weight | ウェイト | 重み | |\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="outside backticks"):
+        lint.load_glossary(bad)
+
+
+def test_drifting_terms_are_flagged_with_the_term_to_use(tmp_path):
+    cells = [
+        new_markdown_cell("## Weights / 重みの考え方\n\nWeights. / 各回答者の重みを求めます。"),
+        new_code_cell("# 被覆率を計算する\nlabel = 'テンポラル API'\nコロプレス = 1\n"),
+        new_markdown_cell("Least squares. / 重み付き最小二乗法（WLS）を使います。ウェイト付き平均も。"),
+        new_markdown_cell("## Task 1 — Sum (core, 15 points) / 課題1 — 合計（基本・15点）"),
+    ]
+    nb = make_notebook(cells, name="lesson")
+    readme = tmp_path / "solutions" / "99-test" / "README.md"
+    readme.parent.mkdir(parents=True)
+    readme.write_text("# Test / テスト\n\n| a | b |\n|---|---|\n| 1 | 有効サンプルサイズ |\n",
+                      encoding="utf-8")
+    problems = lint.check_glossary([nb], [readme], GLOSSARY)
+    assert len(problems) == 5, problems
+    weight = [p for p in problems if "'重み'" in p]
+    assert len(weight) == 2 and all("cell 0" in p and "use ウェイト" in p for p in weight)
+    assert "cell 0 line 3" in weight[1]
+    assert any("cell 1 line 1: '被覆率' -> use 被覆確率" in p for p in problems)  # a comment
+    assert any("cell 1 line 2: 'テンポラル' -> use 時系列 API" in p for p in problems)  # a string
+    assert not any("コロプレス" in p for p in problems)  # an identifier is code, not prose
+    assert not any("cell 2" in p or "cell 3" in p for p in problems)  # 重み付き最小二乗法 is kept
+    assert any(p.startswith("solutions/99-test/README.md line 5: '有効サンプルサイズ' -> use 有効標本サイズ")
+               for p in problems)
+
+
+def test_tier_labels_with_a_comma_are_flagged():
+    nb = make_notebook([new_markdown_cell("## Task 1 — Sum (core, 15 points) / 課題1 — 合計（基本, 15点）")])
+    (problem,) = lint.check_glossary([nb], [], GLOSSARY)
+    assert "'（基本, '" in problem and "（基本・15点）" in problem
+
+
+def test_a_lesson_without_the_recurrent_path_box_is_found():
+    title = new_markdown_cell("# Module 99 — Test / モジュール99 — テスト")
+    box = new_markdown_cell("> **リカレント履修の道筋 / Recurrent path** (約1時間 / about 1 h)\n>\n"
+                            "> - 第1節を精読 / read section 1 closely")
+    other = new_markdown_cell("Some text. / 本文です。")
+    assert lint.check_recurrent_path_box([make_notebook([title, box], name="lesson")]) == []
+    assert lint.check_recurrent_path_box([make_notebook([title, other], name="lesson")])
+    late = make_notebook([title, other, other, box], name="lesson")
+    assert "first 3 cells" in lint.check_recurrent_path_box([late])[0]
+    assert lint.check_recurrent_path_box([make_notebook([title], name="assignment")]) == []
+    # The box must be prose, not a code comment.
+    code = new_code_cell("# リカレント履修の道筋")
+    assert lint.check_recurrent_path_box([make_notebook([title, code], name="lesson")])
 
 
 def test_undescribed_figure_is_found():

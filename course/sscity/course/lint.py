@@ -8,10 +8,13 @@ and returns a list of problems, one readable line each; an empty list means the 
 from __future__ import annotations
 
 import ast
+import io
 import re
 import subprocess
 import sys
+import tokenize
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from .known_wrong import load_known_wrong
@@ -26,15 +29,17 @@ from .notebooks import (
     is_test_cell,
     nbgrader_meta,
     tier,
-    visible_source,
     without_magics,
 )
 
 __all__ = [
+    "GlossaryEntry",
     "check_answers_followed_by_tests",
     "check_bilingual_markdown",
     "check_bilingual_test_messages",
     "check_figures_described",
+    "check_glossary",
+    "check_recurrent_path_box",
     "check_known_wrong_coverage",
     "check_no_leaks",
     "check_no_outputs",
@@ -44,6 +49,8 @@ __all__ = [
     "check_tiers",
     "check_unique_grade_ids",
     "is_bilingual",
+    "load_glossary",
+    "module_readmes",
 ]
 
 ASSIGNMENT = "assignment"
@@ -296,36 +303,72 @@ def _string_parts(node: ast.AST) -> str:
 
 
 def _messages(source: str) -> list[tuple[int, str | None]]:
-    """(line, message) of every assert and raise in code; message None when absent."""
+    """(line, message) of every assert and raise in code; message None when absent.
+
+    A bare ``raise`` (re-raising in an ``except``) is not counted; ``raise Error`` and
+    ``raise Error()`` have no message.
+    """
     tree = ast.parse(source)
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Assert):
             found.append((node.lineno, _string_parts(node.msg) if node.msg else None))
-        elif isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args:
-            found.append((node.lineno, _string_parts(node.exc.args[0])))
+        elif isinstance(node, ast.Raise) and node.exc is not None:
+            if isinstance(node.exc, ast.Call) and node.exc.args:
+                found.append((node.lineno, _string_parts(node.exc.args[0])))
+            else:
+                found.append((node.lineno, None))
     return found
 
 
+_HIDDEN_BEGIN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS")
+_HIDDEN_END = re.compile(r"^[ \t]*### END HIDDEN TESTS")
+HIDDEN_MESSAGE_PROBLEM = ("hidden assert without a bilingual message (teach what was expected, "
+                          "EN and JA, without the answer)")
+
+
+def _hidden_lines(source: str) -> set[int]:
+    """1-based numbers of the lines inside the hidden-test regions of a test cell."""
+    hidden, inside = set(), False
+    for number, line in enumerate(source.splitlines(), 1):
+        if _HIDDEN_BEGIN.match(line):
+            inside = True
+        elif _HIDDEN_END.match(line):
+            inside = False
+        elif inside:
+            hidden.add(number)
+    return hidden
+
+
+def _is_bilingual_message(message: str | None) -> bool:
+    return bool(message) and bool(_JAPANESE.search(message)) and len(_LATIN_WORD.findall(message)) >= 3
+
+
 def check_bilingual_test_messages(notebooks: list[CourseNotebook]) -> list[str]:
-    """Every visible assert in a test cell has a message in English and Japanese."""
+    """Every assert and raise in a test cell, hidden regions included, has a message in
+    English and Japanese."""
     problems = []
     for nb in notebooks:
         for cell in nb.nb.cells:
             if not is_test_cell(cell):
                 continue
             try:
-                messages = _messages(without_magics(visible_source(cell.source)))
+                messages = _messages(without_magics(cell.source))
             except SyntaxError as err:
                 problems.append(f"{nb.label} test '{grade_id(cell)}' does not parse: {err}")
                 continue
-            for line, message in messages:
-                if message is None:
-                    problems.append(f"{nb.label} test '{grade_id(cell)}' line {line}: assert "
-                                    "without a message (say what to check, in EN and JA)")
-                elif not (_JAPANESE.search(message) and len(_LATIN_WORD.findall(message)) >= 3):
-                    problems.append(f"{nb.label} test '{grade_id(cell)}' line {line}: message "
-                                    f"is not in English and Japanese: {message[:60]!r}")
+            hidden = _hidden_lines(cell.source)
+            for line, message in sorted(messages, key=lambda m: m[0]):
+                if _is_bilingual_message(message):
+                    continue
+                where = f"{nb.label} test '{grade_id(cell)}' line {line}"
+                if line in hidden:
+                    shown = f": {message[:60]!r}" if message else ""
+                    problems.append(f"{where}: {HIDDEN_MESSAGE_PROBLEM}{shown}")
+                elif message is None:
+                    problems.append(f"{where}: assert without a message (say what to check, in EN and JA)")
+                else:
+                    problems.append(f"{where}: message is not in English and Japanese: {message[:60]!r}")
     return problems
 
 
@@ -337,6 +380,134 @@ def check_bilingual_markdown(notebooks: list[CourseNotebook]) -> list[str]:
                 first = cell.source.strip().splitlines()[0][:60]
                 problems.append(f"{nb.label} markdown cell {index} is not in both English and "
                                 f"Japanese: {first!r}")
+    return problems
+
+
+# --- glossary -------------------------------------------------------------------------------
+
+GLOSSARY = Path("course") / "GLOSSARY.md"
+_CELL_SPLIT = re.compile(r"(?<!\\)\|")
+_BACKTICKED = re.compile(r"`([^`]+)`")
+
+
+@dataclass(frozen=True)
+class GlossaryEntry:
+    """One row of ``course/GLOSSARY.md``: the term to use and the patterns to avoid."""
+
+    english: str
+    japanese: str
+    avoid: tuple[re.Pattern, ...]
+    note: str = ""
+
+    def suggestion(self) -> str:
+        note = f"; {self.note}" if self.note else ""
+        return f"use {self.japanese} ({self.english}{note})"
+
+
+def _table_cells(line: str) -> list[str]:
+    """The cells of a markdown table row; ``\\|`` inside a cell is a literal pipe."""
+    inner = line.strip()
+    inner = inner[1:] if inner.startswith("|") else inner
+    inner = inner[:-1] if inner.endswith("|") and not inner.endswith("\\|") else inner
+    return [cell.strip().replace("\\|", "|") for cell in _CELL_SPLIT.split(inner)]
+
+
+def load_glossary(path: Path) -> list[GlossaryEntry]:
+    """The rows of the glossary's tables (English | 日本語 | Avoid | Note).
+
+    Column 3 holds Python regular expressions in backticks; a row may have none. Raises
+    ``ValueError`` naming the line when a row is malformed or a pattern does not compile.
+    """
+    entries = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.lstrip().startswith("|"):
+            continue
+        cells = _table_cells(line)
+        if all(set(c) <= set("-: ") for c in cells):  # the |---|---| rule
+            continue
+        if len(cells) != 4:
+            raise ValueError(f"{path} line {number}: {len(cells)} columns, expected 4 "
+                             "(English | 日本語 | Avoid | Note)")
+        english, japanese, avoid, note = cells
+        if english == "English":  # a header row
+            continue
+        patterns = []
+        for pattern in _BACKTICKED.findall(avoid):
+            try:
+                patterns.append(re.compile(pattern))
+            except re.error as err:
+                raise ValueError(f"{path} line {number}: pattern {pattern!r} does not compile: "
+                                 f"{err}") from err
+        if _BACKTICKED.sub("", avoid).strip(" ,"):
+            raise ValueError(f"{path} line {number}: the Avoid column holds text outside "
+                             f"backticks: {avoid!r}")
+        entries.append(GlossaryEntry(english, japanese, tuple(patterns), note))
+    if not entries:
+        raise ValueError(f"{path}: no glossary table found")
+    return entries
+
+
+def _code_text(source: str) -> list[tuple[int, str]]:
+    """(line, text) of the strings and comments of a code cell (the whole source when it
+    does not tokenize)."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(without_magics(source)).readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return list(enumerate(source.splitlines(), 1))
+    return [(tok.start[0], tok.string) for tok in tokens if tok.type in (tokenize.STRING, tokenize.COMMENT)]
+
+
+def _glossary_hits(entries, pieces, where) -> list[str]:
+    problems = []
+    for line, text in pieces:
+        for entry in entries:
+            for pattern in entry.avoid:
+                for match in pattern.finditer(text):
+                    found = match.group(0)
+                    line_no = line + text.count("\n", 0, match.start())
+                    problems.append(f"{where} line {line_no}: {found!r} -> {entry.suggestion()}")
+    return problems
+
+
+def check_glossary(notebooks: list[CourseNotebook], readmes: list[Path] = (),
+                   glossary: list[GlossaryEntry] | None = None, root: Path | None = None) -> list[str]:
+    """No markdown cell, code string or comment of a notebook, and no module README, uses a
+    pattern the glossary says to avoid; each problem names the term to use instead."""
+    if glossary is None:
+        glossary = load_glossary(Path(root or ".") / GLOSSARY)
+    problems = []
+    for nb in notebooks:
+        for index, cell in enumerate(nb.nb.cells):
+            if cell.cell_type == "markdown":
+                pieces = [(1, cell.source)]
+            elif cell.cell_type == "code":
+                pieces = _code_text(cell.source)
+            else:
+                continue
+            problems += _glossary_hits(glossary, pieces, f"{nb.label} cell {index}")
+    for path in readmes:
+        path = Path(path)
+        label = "/".join(path.parts[-3:])
+        problems += _glossary_hits(glossary, [(1, path.read_text(encoding="utf-8"))], label)
+    return problems
+
+
+RECURRENT_PATH = "リカレント履修の道筋"
+RECURRENT_PATH_WITHIN = 3
+
+
+def check_recurrent_path_box(notebooks: list[CourseNotebook]) -> list[str]:
+    """Every ``lesson.ipynb`` has, within its first three cells, a markdown cell with the
+    リカレント履修の道筋 / Recurrent path box."""
+    problems = []
+    for nb in notebooks:
+        if nb.name != "lesson":
+            continue
+        head = nb.nb.cells[:RECURRENT_PATH_WITHIN]
+        if not any(c.cell_type == "markdown" and RECURRENT_PATH in c.source for c in head):
+            problems.append(f"{nb.label}: no '{RECURRENT_PATH} / Recurrent path' box in the first "
+                            f"{RECURRENT_PATH_WITHIN} cells (a markdown cell right after the title, "
+                            "Japanese first)")
     return problems
 
 
@@ -407,6 +578,14 @@ def check_ruff(root: Path) -> list[str]:
     return [line for line in done.stdout.splitlines() if line.strip()] or [done.stderr.strip()]
 
 
+def module_readmes(root: Path, modules=None) -> list[Path]:
+    """``solutions/<module>/README.md`` of the given modules (default: every module)."""
+    from .notebooks import module_ids
+
+    return [path for module in modules or module_ids(root, "solutions")
+            if (path := Path(root) / "solutions" / module / "README.md").is_file()]
+
+
 def run_lint(root: Path, modules=None) -> dict[str, list[str]]:
     """Every rule over the course: ``{rule name: problems}``."""
     from .notebooks import iter_notebooks
@@ -425,7 +604,9 @@ def run_lint(root: Path, modules=None) -> dict[str, list[str]]:
         "no stored outputs": check_no_outputs(both),
         "no leaks in modules/": check_no_leaks(sources, releases),
         "bilingual markdown": check_bilingual_markdown(releases),
-        "bilingual visible test messages": check_bilingual_test_messages(releases),
+        "bilingual test messages, hidden included": check_bilingual_test_messages(sources),
+        "glossary terms": check_glossary(sources, module_readmes(root, modules), root=root),
+        "recurrent path box in every lesson": check_recurrent_path_box(sources),
         "figures described": check_figures_described(sources),
         "known-wrong answers": check_known_wrong_coverage(root, sources),
         "ruff": check_ruff(root),
