@@ -6,6 +6,7 @@
     sscity course verify  [MODULE...] [--jobs N] [--plain]  solution 100, blank 0, known-wrongs fail
     sscity course lint    [MODULE...]             the authoring rules
     sscity course grade SUBMISSIONS --out DIR     parallel, sandboxed grading with reports
+    sscity course report DIR                      grades_by_track.csv again, with formgrader's hand grades
     sscity course demo                            a demo class built from the course, graded
     sscity course publish DEST                    the student edition, smoke-tested
     sscity data build                             regenerate the synthetic datasets from seeds
@@ -99,6 +100,22 @@ def _cmd_grade(args) -> int:
                 cell_timeout=args.cell_timeout, progress=not args.no_progress,
                 no_sandbox=args.no_sandbox)
     _print_grade_summary(run)
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .course.report import refresh_track_grades
+
+    path, rows = refresh_track_grades(Path(args.dir))
+    pending = sorted({(r["student"], r["module"]) for r in rows
+                      if r["manual_pending"] and not r["module"].startswith("TOTAL")})
+    print(f"Wrote {path} with the hand grades of {Path(args.dir) / 'gradebook.db'}.")
+    if pending:
+        print(f"Hand grading pending for {len(pending)} submission(s); their totals are "
+              "marked provisional. / 手動採点が未了の提出が "
+              f"{len(pending)} 件あり、合計は暫定（provisional）です。")
+    else:
+        print("Every hand-graded task has a score. / 手動採点はすべて済んでいます。")
     return 0
 
 
@@ -266,6 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="grade although bubblewrap is missing (student code runs as you; "
                           "every output says so)")
     grd.set_defaults(func=_cmd_grade)
+    rep = course_verbs.add_parser(
+        "report", help="after hand grading in formgrader: rewrite grades_by_track.csv",
+        description="Rewrite DIR/grades_by_track.csv (and the manual_points_pending column of "
+                    "DIR/grades.csv) from DIR/results.json and the hand grades in DIR/gradebook.db. "
+                    "Nothing is graded again. / formgrader で手動採点した後に、DIR/gradebook.db の"
+                    "得点を加えて DIR/grades_by_track.csv を書き直します（再採点はしません）。")
+    rep.add_argument("dir", metavar="DIR", help="the --out folder of `sscity course grade`")
+    rep.set_defaults(func=_cmd_report)
     demo = course_verbs.add_parser("demo", help="build a demo class from the course and grade it")
     demo.add_argument("--students", type=int, default=40, help="class size (default 40)")
     demo.add_argument("--out", default="demo-class", help="output folder (default demo-class/)")

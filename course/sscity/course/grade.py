@@ -16,6 +16,11 @@ Outputs: ``DIR/grades.csv`` (student, module, score, max_score, status, reason, 
 ``DIR/results.json`` (per-task details), ``DIR/autograded/<student>/<module>/`` (graded
 notebooks), ``DIR/feedback/<student>/<module>.html``, ``DIR/grades_by_track.csv`` and
 ``DIR/report.html`` (see :mod:`sscity.course.report`).
+
+Hand grading: open ``DIR`` in formgrader, then ``sscity course report DIR`` adds the hand
+grades to ``DIR/grades_by_track.csv``. Grading into the same ``DIR`` again keeps the hand
+grades and comments (the old gradebook is copied to ``DIR/gradebook.previous.db``); a grade
+whose student's work changed is marked for review (``needs_manual_grade``).
 """
 
 from __future__ import annotations
@@ -459,7 +464,10 @@ def _grade(root, submissions, out, work, jobs, modules, scheduler, limits, cell_
     templates = _templates(root, graded_modules, work, jobs)
     font_cache.wait()
     gradebook_path = out / "gradebook.db"
+    kept = _kept_hand_grades(gradebook_path, out)
     if gradebook_path.exists():
+        if kept:
+            shutil.copy2(gradebook_path, out / "gradebook.previous.db")
         gradebook_path.unlink()
     combine_gradebooks([templates[m] / "gradebook.db" for m in graded_modules], gradebook_path)
     (out / "nbgrader_config.py").write_text((root / "nbgrader_config.py").read_text())
@@ -511,7 +519,7 @@ def _grade(root, submissions, out, work, jobs, modules, scheduler, limits, cell_
         for sub in subs:
             result = _result(sub, raw.get((sub.module, sub.student)), failures.get((sub.module, sub.student)),
                              releases[sub.module], out)
-            _merge(gradebook, sub, result)
+            _merge(gradebook, sub, result, kept)
             results.append(result)
     results.sort(key=lambda r: (r.student, r.module))
     _write_outputs(out, results, found_isolation, problems)
@@ -639,7 +647,52 @@ def _failure_messages(nb) -> dict[str, str]:
     return messages
 
 
-def _merge(gradebook, sub: Submission, result: Result) -> None:
+def _student_work(nb) -> str:
+    """A fingerprint of what a student wrote in a notebook: the cells they own (answers and
+    their own cells), in order; instructor cells, outputs and cell ids are left out."""
+    import hashlib
+
+    owned = [(c.cell_type, c.source.strip()) for c in nb.cells
+             if not nbgrader_meta(c) or nbgrader_meta(c).get("solution")]
+    return hashlib.sha256(json.dumps(owned).encode()).hexdigest()
+
+
+def _kept_hand_grades(gradebook_path: Path, out: Path) -> dict:
+    """Hand grades and comments people entered in formgrader after an earlier run into
+    ``out``, keyed ``(module, student, notebook)``, with a fingerprint of the work they
+    judged (``out/autograded/...``, what formgrader showed). Grading again carries them
+    over (:func:`_merge_one`) instead of losing them with the old gradebook."""
+    if not gradebook_path.is_file():
+        return {}
+    import warnings
+
+    from nbgrader.api import Gradebook
+    from sqlalchemy.exc import SAWarning
+
+    kept = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)
+        with Gradebook(f"sqlite:///{gradebook_path}") as gradebook:
+            for assignment in gradebook.assignments:
+                for submission in assignment.submissions:
+                    student = submission.student.id
+                    for notebook in submission.notebooks:
+                        marks = {g.name: (g.manual_score, g.extra_credit) for g in notebook.grades
+                                 if g.manual_score is not None or g.extra_credit is not None}
+                        notes = {c.name: c.manual_comment for c in notebook.comments if c.manual_comment}
+                        if not marks and not notes:
+                            continue
+                        seen = out / "autograded" / student / assignment.name / f"{notebook.name}.ipynb"
+                        try:
+                            work = _student_work(_read_notebook(seen))
+                        except Exception:  # noqa: BLE001 - unknown work: every carried grade is reviewed
+                            work = None
+                        kept[(assignment.name, student, notebook.name)] = {
+                            "grades": marks, "comments": notes, "work": work}
+    return kept
+
+
+def _merge(gradebook, sub: Submission, result: Result, kept: dict | None = None) -> None:
     """Write one submission into the class gradebook, in one step."""
     import warnings
 
@@ -648,10 +701,10 @@ def _merge(gradebook, sub: Submission, result: Result) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SAWarning)  # nbgrader's own session handling
-        _merge_one(gradebook, sub, result, MissingEntry)
+        _merge_one(gradebook, sub, result, MissingEntry, kept or {})
 
 
-def _merge_one(gradebook, sub: Submission, result: Result, MissingEntry) -> None:  # noqa: N803
+def _merge_one(gradebook, sub: Submission, result: Result, MissingEntry, kept: dict) -> None:  # noqa: N803
     try:
         gradebook.remove_submission(sub.module, sub.student)
     except MissingEntry:
@@ -665,10 +718,32 @@ def _merge_one(gradebook, sub: Submission, result: Result, MissingEntry) -> None
                 if task and task["auto"]:
                     withheld = result.status == "flagged" and "withheld" in result.reason
                     grade.auto_score = 0.0 if withheld else task["score"]
+                    grade.needs_manual_grade = False  # as nbgrader's autograde: only hand tasks wait
+            _carry_over(notebook, sub, kept.get((sub.module, sub.student, notebook.name)))
         gradebook.db.commit()
     except Exception:
         gradebook.db.rollback()
         raise
+
+
+def _carry_over(notebook, sub: Submission, old: dict | None) -> None:
+    """Put an earlier run's hand grades and comments back. If the student's work changed
+    since (or cannot be compared), each carried grade is marked ``needs_manual_grade``:
+    formgrader shows it for review and grades_by_track.csv counts it as pending."""
+    if not old:
+        return
+    path = sub.notebooks.get(f"{notebook.name}.ipynb")
+    try:
+        same = path is not None and old["work"] == _student_work(_deduplicated(_read_notebook(path)))
+    except Exception:  # noqa: BLE001 - unreadable now: review
+        same = False
+    for grade in notebook.grades:
+        if grade.name in old["grades"]:
+            grade.manual_score, grade.extra_credit = old["grades"][grade.name]
+            grade.needs_manual_grade = not same or (grade.manual_score is None and grade.auto_score is None)
+    for comment in notebook.comments:
+        if comment.name in old["comments"]:
+            comment.manual_comment = old["comments"][comment.name]
 
 
 def _write_outputs(out: Path, results: list[Result], found_isolation, problems: list[str]) -> None:

@@ -8,8 +8,11 @@ the instructor.
   error raised while a test used the answer, a message with text appended -- is shown as
   a hidden check. The page never quotes test source, raw error text or grader logs.
 - ``DIR/grades_by_track.csv`` -- per student, module and track: the score rescaled to 100
-  on the tasks the track counts (degree: all; recurrent: core), and the weighted total
-  over the graded modules (weights from ``course/tracks.toml``).
+  on the tasks the track counts (degree: all; recurrent: core), autograded and hand graded,
+  and the weighted total over the graded modules (weights from ``course/tracks.toml``).
+  Hand grades come from ``DIR/gradebook.db`` (formgrader); a hand-graded task without a
+  score yet counts 0, is named in ``manual_pending`` and makes the row ``provisional``.
+  ``sscity course report DIR`` rewrites it after hand grading (:func:`refresh_track_grades`).
 - ``DIR/report.html`` (instructors only) -- score distributions, pass rate per task, the
   most common failing checks (what students were shown, and the raw error), flagged
   submissions and why, and which isolation the grading used.
@@ -22,6 +25,7 @@ import base64
 import csv
 import html
 import io
+import json
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -29,8 +33,9 @@ from pathlib import Path
 from .notebooks import grade_id, is_test_cell, visible_source, without_magics
 from .tracks import load_tracks
 
-__all__ = ["failure_explanation", "feedback_message", "track_grades", "visible_messages",
-           "write_feedback", "write_report"]
+__all__ = ["GradebookMismatch", "failure_explanation", "feedback_message", "hand_grades",
+           "refresh_track_grades", "track_grades", "visible_messages", "write_feedback", "write_report",
+           "write_track_grades"]
 
 HIDDEN_LABEL = "Hidden check / 非公開のチェック"
 HIDDEN = (f"{HIDDEN_LABEL}: a check failed, and its details are not shown (a hidden test, or an "
@@ -198,32 +203,213 @@ def write_feedback(out: Path, results, releases_by_module: dict) -> list[Path]:
     return written
 
 
-def track_grades(results) -> list[dict]:
-    """Scores per student, module and track, and each track's weighted total."""
+class GradebookMismatch(ValueError):
+    """The gradebook does not fit the grading run: a hand grade out of range, a student or
+    task the run did not grade, or a submission missing from the gradebook."""
+
+
+def hand_grades(gradebook_path: Path, results) -> dict[tuple[str, str, str], dict]:
+    """What people entered in formgrader, checked against the grading run.
+
+    Read with nbgrader's ``Gradebook`` API from ``gradebook_path``: for every graded cell
+    of every submission, keyed ``(student, module, "notebook/grade_id")``, a dict with
+    ``manual`` (nbgrader's ``manual_score``, or None), ``extra`` (``extra_credit``) and
+    ``pending`` (no manual score yet, or ``needs_manual_grade`` still set: formgrader
+    clears it when a score is saved).
+
+    Raises :class:`GradebookMismatch`, naming every problem, when a manual score is
+    negative or above the task's points, when the gradebook holds a submission or a task
+    the run did not grade (a student not in the class), or when a graded submission is
+    missing from it: a wrong CSV is never written silently.
+    """
+    import warnings
+
+    from nbgrader.api import Gradebook
+    from sqlalchemy.exc import SAWarning
+
+    tasks = {(r.student, r.module): r.tasks for r in results}
+    found: dict[tuple[str, str, str], dict] = {}
+    problems: list[str] = []
+    seen = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)
+        with Gradebook(f"sqlite:///{Path(gradebook_path).resolve()}") as gradebook:
+            for assignment in gradebook.assignments:
+                for submission in assignment.submissions:
+                    student, module = submission.student.id, assignment.name
+                    own = tasks.get((student, module))
+                    if own is None:
+                        problems.append(
+                            f"{student}/{module}: in gradebook.db but not graded in this run "
+                            "(results.json): a student not in the class, or work graded elsewhere. "
+                            "Grade it with `sscity course grade` into this folder, or remove the "
+                            "submission in formgrader.")
+                        continue
+                    seen.add((student, module))
+                    for notebook in submission.notebooks:
+                        for grade in notebook.grades:
+                            key = f"{notebook.name}/{grade.name}"
+                            task = own.get(key)
+                            if task is None:
+                                problems.append(f"{student}/{module}: graded cell {key} is not a task "
+                                                "of this run (has the module changed since grading?)")
+                                continue
+                            manual, extra = grade.manual_score, grade.extra_credit
+                            if manual is not None and not 0 <= manual <= task["max"] + 1e-9:
+                                problems.append(f"{student}/{module}: {key} has a manual score of "
+                                                f"{manual:g}, outside 0..{task['max']:g} (the task's "
+                                                "points); correct it in formgrader (use extra credit "
+                                                "for points above the maximum)")
+                            if extra is not None and extra < 0:
+                                problems.append(f"{student}/{module}: {key} has negative extra credit "
+                                                f"({extra:g}); correct it in formgrader")
+                            found[(student, module, key)] = {
+                                "manual": manual, "extra": extra,
+                                "pending": manual is None or bool(grade.needs_manual_grade)}
+    for missing in sorted(set(tasks) - seen):
+        problems.append(f"{missing[0]}/{missing[1]}: graded in this run (results.json) but "
+                        "missing from gradebook.db: was the gradebook replaced?")
+    if problems:
+        raise GradebookMismatch(
+            f"{gradebook_path} does not fit the grading run; grades_by_track.csv was not written:\n  "
+            + "\n  ".join(problems))
+    return found
+
+
+def track_grades(results, hand: dict | None = None) -> list[dict]:
+    """Scores per student, module and track, and each track's weighted total.
+
+    Every task the track counts is in (degree: all; recurrent: core), autograded or hand
+    graded. ``hand`` (from :func:`hand_grades`) holds formgrader's scores; without it,
+    or while a hand-graded task has no score, the task is *pending*: it counts 0, its id
+    is listed in ``manual_pending`` and the row (and the track's total) is
+    ``provisional``. A manual score formgrader put on an autograded cell overrides the
+    autograder's, and extra credit is added, as in nbgrader's own totals. A submission
+    whose score is withheld keeps 0 autograded points until a person overrides them.
+    """
     tracks = load_tracks()
+    hand = hand or {}
     rows = []
     by_student = defaultdict(list)
     for result in results:
         by_student[result.student].append(result)
+    blank = {"auto_points": "", "manual_points": "", "max_points": ""}
     for student, own in sorted(by_student.items()):
         for track in tracks.values():
             weighted = weights = 0.0
+            pending_all = []
             for result in own:
-                counted = [t for t in result.tasks.values()
-                           if t["auto"] and track.counts(t["tier"] or "core")]
-                maximum = sum(t["max"] for t in counted)
+                counted = {k: t for k, t in result.tasks.items() if track.counts(t["tier"] or "core")}
+                maximum = sum(t["max"] for t in counted.values())
                 if not maximum:
                     continue
-                earned = 0.0 if "withheld" in result.reason else sum(t["score"] for t in counted)
-                score = 100 * earned / maximum
+                withheld = "withheld" in result.reason
+                auto = manual = 0.0
+                pending = []
+                for key, task in counted.items():
+                    entry = hand.get((student, result.module, key), {})
+                    manual += entry.get("extra") or 0.0
+                    if task["auto"]:
+                        if entry.get("manual") is not None:
+                            manual += entry["manual"]
+                        elif not withheld:
+                            auto += task["score"]
+                    elif not entry or entry["pending"]:
+                        pending.append(key)
+                    else:
+                        manual += entry["manual"]
+                score = 100 * (auto + manual) / maximum
                 weight = track.weights.get(result.module, 0)
                 weighted += weight * score
                 weights += weight
+                pending_all += [f"{result.module}/{key}" for key in pending]
                 rows.append({"student": student, "track": track.id, "module": result.module,
-                             "score_100": round(score, 2), "weight": weight})
+                             "score_100": round(score, 2), "weight": weight,
+                             "auto_points": round(auto, 6), "manual_points": round(manual, 6),
+                             "max_points": maximum, "manual_pending": " ".join(pending),
+                             "provisional": "yes" if pending else "no"})
             rows.append({"student": student, "track": track.id, "module": "TOTAL (graded modules)",
-                         "score_100": round(weighted / weights, 2) if weights else "", "weight": weights})
+                         "score_100": round(weighted / weights, 2) if weights else "", "weight": weights,
+                         **blank, "manual_pending": " ".join(pending_all),
+                         "provisional": "yes" if pending_all else "no"})
     return rows
+
+
+TRACK_COLUMNS = ("student", "track", "module", "score_100", "weight", "auto_points", "manual_points",
+                 "max_points", "manual_pending", "provisional")
+
+
+def write_track_grades(out: Path, results) -> Path:
+    """Write ``out/grades_by_track.csv`` with the hand grades of ``out/gradebook.db``.
+
+    Without a gradebook every hand-graded task is pending. Nothing is written when the
+    gradebook does not fit the run (:class:`GradebookMismatch`).
+    """
+    out = Path(out)
+    gradebook = out / "gradebook.db"
+    path = out / "grades_by_track.csv"
+    try:
+        hand = hand_grades(gradebook, results) if gradebook.is_file() else {}
+    except GradebookMismatch:
+        path.unlink(missing_ok=True)  # an earlier CSV no longer tells the truth
+        raise
+    rows = track_grades(results, hand)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=TRACK_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    _update_pending_points(out, results, hand)
+    return path
+
+
+def _update_pending_points(out: Path, results, hand: dict) -> None:
+    """``manual_points_pending`` of ``out/grades.csv``: the points of the hand-graded tasks
+    that have no score yet (every tier); the other columns are left as graded."""
+    path = out / "grades.csv"
+    if not path.is_file():
+        return
+    pending = {}
+    for result in results:
+        pending[(result.student, result.module)] = sum(
+            t["max"] for k, t in result.tasks.items()
+            if not t["auto"] and hand.get((result.student, result.module, k), {"pending": True})["pending"])
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        fields, rows = reader.fieldnames, list(reader)
+    if not fields or "manual_points_pending" not in fields:
+        return
+    for row in rows:
+        key = (row["student"], row["module"])
+        if key in pending:
+            row["manual_points_pending"] = str(float(pending[key]))
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def refresh_track_grades(out: Path) -> tuple[Path, list[dict]]:
+    """After hand grading in formgrader: rewrite ``out/grades_by_track.csv`` (and the
+    ``manual_points_pending`` column of ``out/grades.csv``) from the grading run's
+    ``out/results.json`` and the hand grades in ``out/gradebook.db``.
+
+    Returns the CSV's path and its rows. Nothing is graded again.
+    """
+    from .grade import Result
+
+    out = Path(out)
+    record = out / "results.json"
+    if not record.is_file():
+        raise FileNotFoundError(f"No results.json in {out}: give the --out folder of "
+                                "`sscity course grade`.")
+    if not (out / "gradebook.db").is_file():
+        raise FileNotFoundError(f"No gradebook.db in {out}: the hand grades live there "
+                                "(open the folder in formgrader).")
+    payload = json.loads(record.read_text(encoding="utf-8"))
+    results = [Result(**entry) for entry in payload["results"]]
+    path = write_track_grades(out, results)
+    with path.open(newline="", encoding="utf-8") as handle:
+        return path, list(csv.DictReader(handle))
 
 
 def _figure_png(fig) -> str:
@@ -245,12 +431,6 @@ def write_report(out: Path, results, releases_by_module: dict, isolation: dict) 
     from ..plotting import PALETTE, use_course_style
 
     use_course_style()
-    rows = track_grades(results)
-    with (out / "grades_by_track.csv").open("w", newline="", encoding="utf-8") as handle:
-        fields = ["student", "track", "module", "score_100", "weight"]
-        writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
     visible = {m: _visible_sets(r) for m, r in releases_by_module.items()}
     parts = [f"<!doctype html><meta charset=utf-8><title>Grading report</title>{_STYLE}",
              "<h1>Grading report / 採点レポート</h1>",
@@ -315,4 +495,5 @@ def write_report(out: Path, results, releases_by_module: dict, isolation: dict) 
     parts.append("</table>")
     path = out / "report.html"
     path.write_text("\n".join(parts), encoding="utf-8")
+    write_track_grades(out, results)
     return path
