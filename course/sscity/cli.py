@@ -90,6 +90,10 @@ def _print_grade_summary(run) -> None:
     print(f"Wrote {run.out / 'grades.csv'}, {run.out / 'grades_by_track.csv'}, "
           f"{run.out / 'report.html'}, feedback in {run.out / 'feedback'}/ and the gradebook "
           f"{run.out / 'gradebook.db'}")
+    if any(r.manual_points_pending for r in run.results):
+        print(f"Hand-graded tasks are pending in grades_by_track.csv: grade them in formgrader (open "
+              f"{run.out}), then run `sscity course report {run.out}`. / 手動採点の課題は formgrader "
+              "で採点した後、`sscity course report DIR` で grades_by_track.csv に加えます。")
 
 
 def _cmd_grade(args) -> int:
@@ -271,7 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="plain nbgrader execution (tests and answers in one kernel) instead of "
                           "the trusted checker that `sscity course grade` uses")
     ver.set_defaults(func=_cmd_verify)
-    grd = course_verbs.add_parser("grade", help="grade a class: parallel, sandboxed nbgrader")
+    grd = course_verbs.add_parser(
+        "grade", help="grade a class: parallel, sandboxed nbgrader",
+        epilog="Hand-graded tasks: grade them in formgrader (open the --out folder), then "
+               "`sscity course report DIR` adds them to DIR/grades_by_track.csv. Grading into the "
+               "same folder again keeps the hand grades. / 手動採点の課題は formgrader で採点し、"
+               "`sscity course report DIR` で grades_by_track.csv に加えます。")
     grd.add_argument("submissions", help="folder <student>/<module>/*.ipynb, or a zip of one")
     grd.add_argument("--out", required=True, help="folder for grades, feedback and the report")
     grd.add_argument("--jobs", type=int, default=2, help="submissions graded at once (default 2)")
