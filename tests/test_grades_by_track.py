@@ -257,3 +257,7 @@ def test_overrides_extra_credit_and_withheld_scores():
     withheld = _by(track_grades([_result(reason="score withheld (0) pending review")], hand), "degree")
     assert (withheld["auto_points"], withheld["manual_points"]) == (0.0, 62.0)
     assert _by(track_grades([_result()]), "degree")["manual_pending"] == "assignment/h-core assignment/h-ext"
+    review = {key: {**entry, "pending": True} for key, entry in hand.items()}  # work changed since
+    degree = _by(track_grades([_result()], review), "degree")
+    assert (degree["auto_points"], degree["manual_points"], degree["provisional"]) == (40.0, 0.0, "yes")
+    assert degree["manual_pending"] == "assignment/a-ext-tests assignment/h-core assignment/h-ext"

@@ -250,11 +250,13 @@ def hand_grades(gradebook_path: Path, results) -> dict[tuple[str, str, str], dic
                         for grade in notebook.grades:
                             key = f"{notebook.name}/{grade.name}"
                             task = own.get(key)
-                            if task is None:
-                                problems.append(f"{student}/{module}: graded cell {key} is not a task "
-                                                "of this run (has the module changed since grading?)")
-                                continue
                             manual, extra = grade.manual_score, grade.extra_credit
+                            if task is None:
+                                if manual is not None or extra is not None:  # else: a cell of no points
+                                    problems.append(f"{student}/{module}: {key} has a hand grade but is "
+                                                    "not a task of this run (has the module changed "
+                                                    "since grading?)")
+                                continue
                             if manual is not None and not 0 <= manual <= task["max"] + 1e-9:
                                 problems.append(f"{student}/{module}: {key} has a manual score of "
                                                 f"{manual:g}, outside 0..{task['max']:g} (the task's "
@@ -284,8 +286,10 @@ def track_grades(results, hand: dict | None = None) -> list[dict]:
     or while a hand-graded task has no score, the task is *pending*: it counts 0, its id
     is listed in ``manual_pending`` and the row (and the track's total) is
     ``provisional``. A manual score formgrader put on an autograded cell overrides the
-    autograder's, and extra credit is added, as in nbgrader's own totals. A submission
-    whose score is withheld keeps 0 autograded points until a person overrides them.
+    autograder's, and extra credit is added, as in nbgrader's own totals; a score still
+    marked ``needs_manual_grade`` (carried over from before the student's work changed)
+    is pending, not counted. A submission whose score is withheld keeps 0 autograded
+    points until a person overrides them.
     """
     tracks = load_tracks()
     hand = hand or {}
@@ -308,12 +312,16 @@ def track_grades(results, hand: dict | None = None) -> list[dict]:
                 pending = []
                 for key, task in counted.items():
                     entry = hand.get((student, result.module, key), {})
-                    manual += entry.get("extra") or 0.0
+                    if entry and not entry["pending"]:
+                        manual += entry["extra"] or 0.0
                     if task["auto"]:
-                        if entry.get("manual") is not None:
+                        if entry.get("manual") is not None and not entry["pending"]:
                             manual += entry["manual"]
-                        elif not withheld:
-                            auto += task["score"]
+                        else:
+                            if entry.get("manual") is not None:  # an override awaiting review
+                                pending.append(key)
+                            if not withheld:
+                                auto += task["score"]
                     elif not entry or entry["pending"]:
                         pending.append(key)
                     else:
