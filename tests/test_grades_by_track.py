@@ -186,13 +186,10 @@ def test_grading_again_keeps_hand_grades_and_asks_for_review_where_work_changed(
     folder, module, tasks = graded_copy
     hand = {k: t["max"] for k, t in tasks.items() if not t["auto"]}
     _set_hand_grades(folder, module, {(s, k): v for s in STUDENTS for k, v in hand.items()})
-    # correct-01 hands in a new answer to the hand-graded task; blank-01 hands in the same work.
+    # correct-01 hands in changed work (a cell of their own added); blank-01 the same work.
     submitted = folder.parent / "submissions" / "correct-01" / module / "assignment.ipynb"
     nb = nbformat.read(submitted, as_version=4)
-    cells = nb.cells
-    for index, cell in enumerate(cells[:-1]):
-        if nbgrader_meta(cell).get("task") and not nbgrader_meta(cells[index + 1]):
-            cells[index + 1].source += "\n\nA second thought. / 考え直しました。"
+    nb.cells.append(nbformat.v4.new_markdown_cell("A second thought. / 考え直しました。"))
     nbformat.write(nb, submitted)
     grade(ROOT, folder.parent / "submissions", folder, jobs=2, cell_timeout=CELL_TIMEOUT, progress=False)
     assert (folder / "gradebook.previous.db").is_file()
