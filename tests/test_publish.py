@@ -1,24 +1,117 @@
-"""`sscity course publish`: the student edition holds no solutions and passes its own smoke test."""
+"""`sscity course publish`: the student edition holds no solutions and passes its own smoke test;
+`--japanese-first` puts the Japanese first in every bilingual cell, test message and README."""
 
 from __future__ import annotations
 
+import ast
+import filecmp
+
+import nbformat
 import pytest
-from conftest import ROOT
-from sscity.course.publish import publish, smoke_test
+from conftest import ROOT, graded, new_code_cell, new_markdown_cell
+from nbformat.v4 import new_notebook
+from nbgrader.utils import compute_checksum
+from sscity.course.notebooks import without_magics
+from sscity.course.publish import (
+    first_language,
+    japanese_first_code,
+    japanese_first_markdown,
+    japanese_first_notebook,
+    language,
+    message_halves,
+    publish,
+    smoke_test,
+)
+
+
+def _chars(text: str) -> list[str]:
+    """What a reordering must keep: every character but white space."""
+    return sorted(c for c in text if not c.isspace())
+
+
+def _messages(source: str) -> list:
+    from sscity.course.publish import _message_nodes, _message_parts, _parts_text
+
+    nodes = _message_nodes(ast.parse(without_magics(source)))
+    return [_parts_text(parts) if (parts := _message_parts(n)) else None for n in nodes]
+
+
+def check_japanese_first_edition(dest) -> dict[str, int]:
+    """Every property of a Japanese-first edition that can be read without running it."""
+    seen = {"markdown": 0, "messages": 0, "readmes": 0}
+    for path in sorted((dest / "modules").glob("*/*.ipynb")):
+        original = nbformat.read(ROOT / "modules" / path.parent.name / path.name, as_version=4)
+        edition = nbformat.read(path, as_version=4)
+        assert len(original.cells) == len(edition.cells)
+        for index, (old, new) in enumerate(zip(original.cells, edition.cells, strict=True)):
+            where = f"{path.parent.name}/{path.name} cell {index}"
+            if new.cell_type == "markdown":
+                assert _chars(new.source) == _chars(old.source), f"{where}: text was not only reordered"
+                first = first_language(new.source)
+                # A cell with no prose (a rule, a formula) has no language; every other cell
+                # starts in Japanese.
+                assert first == "ja" or (first is None and language(new.source) is None), (
+                    f"{where} does not start in Japanese:\n{new.source[:400]}")
+                for line in new.source.splitlines():
+                    if line.lstrip("> ").startswith("#") and " / " in line:
+                        assert language(line.split(" / ")[0]) != "en", f"{where}: {line}"
+                seen["markdown"] += 1
+            elif new.cell_type == "code":
+                ast.parse(without_magics(new.source))  # still Python
+                before, after = _messages(old.source), _messages(new.source)
+                assert len(before) == len(after), where
+                for was, now in zip(before, after, strict=True):
+                    if was is not None and message_halves([was]) is not None:
+                        english, japanese = message_halves([was])
+                        assert now == f"{japanese[0]} / {english[0]}", (where, was, now)
+                        seen["messages"] += 1
+            checksum = new.metadata.get("nbgrader", {}).get("checksum")
+            if checksum:  # nbgrader validate still recognises the locked cells
+                assert compute_checksum(new) == checksum, where
+    for path in sorted((dest / "modules").glob("*/README.md")):
+        old = (ROOT / "modules" / path.parent.name / "README.md").read_text(encoding="utf-8")
+        new = path.read_text(encoding="utf-8")
+        assert _chars(new) == _chars(old)
+        assert [line for line in new.splitlines() if line.startswith("|")] == \
+            [line for line in old.splitlines() if line.startswith("|")]  # tables untouched
+        body = new.split("\n", 1)[1]
+        assert first_language(body) == "ja", path
+        seen["readmes"] += 1
+    return seen
 
 
 @pytest.mark.slow
 def test_student_edition_has_no_solutions_and_passes_its_smoke_test(tmp_path):
+    # One publish serves both checks: the Japanese-first edition is the student edition with
+    # paragraphs and messages reordered, so its smoke test runs every notebook of both.
     dest = tmp_path / "student-edition"
-    publish(ROOT, dest)
+    publish(ROOT, dest, japanese_first=True)
     assert not (dest / "solutions").exists()
     assert not list(dest.rglob("known-wrong.toml"))
     assert (dest / "modules").is_dir() and (dest / "datasets" / "MANIFEST").is_file()
     assert not (dest / "tests" / "test_pipeline.py").exists()  # instructor-only tests stay home
     assert "course demo" not in (dest / "Makefile").read_text()
+    check_japanese_first_edition(dest)
     done = smoke_test(dest)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "passed" in done.stdout
+
+
+def test_the_default_edition_keeps_the_course_as_written(tmp_path):
+    dest = tmp_path / "student-edition"
+    publish(ROOT, dest)
+    for path in (ROOT / "modules").glob("*/*"):
+        if path.is_file():
+            assert filecmp.cmp(path, dest / "modules" / path.parent.name / path.name, shallow=False), path
+    assert "--japanese-first" not in (dest / "PUBLISHED.md").read_text(encoding="utf-8")
+
+
+def test_the_japanese_first_edition_of_the_course(tmp_path):
+    dest = tmp_path / "japanese-first"
+    publish(ROOT, dest, japanese_first=True)
+    seen = check_japanese_first_edition(dest)
+    assert seen["markdown"] > 100 and seen["messages"] > 50 and seen["readmes"] >= 4, seen
+    assert "--japanese-first" in (dest / "PUBLISHED.md").read_text(encoding="utf-8")
 
 
 def test_publishing_into_the_repository_or_a_full_folder_is_refused(tmp_path):
@@ -28,3 +121,113 @@ def test_publishing_into_the_repository_or_a_full_folder_is_refused(tmp_path):
     (tmp_path / "full" / "x").write_text("x")
     with pytest.raises(FileExistsError, match="not empty"):
         publish(ROOT, tmp_path / "full")
+
+
+# --- the reordering, on small examples -----------------------------------------------------
+
+def test_markdown_paragraphs_headings_and_items_put_the_japanese_first():
+    text = (
+        "## 2. Counts and intervals / 人数と区間\n"
+        "\n"
+        "A percentage hides its count. Which whole numbers give 72.2 %?\n"
+        "\n"
+        "**Why an interval?** The people are a *sample*.\n"
+        "\n"
+        "割合の裏には人数があります。どの整数なら 72.2 % になるでしょうか。\n"
+        "\n"
+        "**なぜ区間なのか。** 回答者は*標本*です。\n"
+        "\n"
+        "| Task / 課題 | Points / 配点 |\n"
+        "|---|---|\n"
+        "| Sum / 合計 | 10 |\n"
+        "\n"
+        "1. Run the cells from top to bottom,\n"
+        "   then check the result.\n"
+        "   セルを上から順に実行し、\n"
+        "   結果を確かめます。\n"
+        "2. Write your answer here. / ここに解答を書いてください。\n"
+    )
+    assert japanese_first_markdown(text) == (
+        "## 2. 人数と区間 / Counts and intervals\n"
+        "\n"
+        "割合の裏には人数があります。どの整数なら 72.2 % になるでしょうか。\n"
+        "\n"
+        "**なぜ区間なのか。** 回答者は*標本*です。\n"
+        "\n"
+        "A percentage hides its count. Which whole numbers give 72.2 %?\n"
+        "\n"
+        "**Why an interval?** The people are a *sample*.\n"
+        "\n"
+        "| Task / 課題 | Points / 配点 |\n"
+        "|---|---|\n"
+        "| Sum / 合計 | 10 |\n"
+        "\n"
+        "1. セルを上から順に実行し、\n"
+        "   結果を確かめます。\n"
+        "   Run the cells from top to bottom,\n"
+        "   then check the result.\n"
+        "2. ここに解答を書いてください。 / Write your answer here.\n"
+    )
+
+
+def test_a_formula_between_the_languages_stays_between_and_quotes_stay_put():
+    text = ("The **Wilson** interval has the formula below.\n\n$$\\hat p \\pm z$$\n\n"
+            "**Wilson** 区間の式は上のとおりです。")
+    assert japanese_first_markdown(text) == (
+        "**Wilson** 区間の式は上のとおりです。\n\n$$\\hat p \\pm z$$\n\nThe **Wilson** interval has "
+        "the formula below.")
+    # Japanese quoted in English prose is a citation, not a translation: nothing moves.
+    quoted = "- The deck says 「スマートシティ倫理原則の制定（2020.9）」. No source confirms it."
+    assert japanese_first_markdown(quoted) == quoted
+    # A blockquote is reordered inside; Japanese-first text is left as it is.
+    box = "> **Note.** Synthetic data.\n>\n> **注。** 合成データです。"
+    assert japanese_first_markdown(box) == "> **注。** 合成データです。\n>\n> **Note.** Synthetic data."
+    path = ("> **リカレント履修の道筋 / Recurrent path** (約1時間 / about 1 h)\n>\n"
+            "> - 第1節を精読 / read section 1")
+    assert japanese_first_markdown(path) == path
+    assert japanese_first_markdown(japanese_first_markdown(box)) == japanese_first_markdown(box)
+
+
+def test_test_messages_swap_halves_and_the_code_still_parses():
+    source = (
+        "assert x == 1, \"Check x. / x を確かめましょう。\"\n"
+        "assert y == 2, (\n"
+        "    \"Compute (sum w)^2 / sum w^2 of the weights, not the \"\n"
+        "    \"number of rows. / 行数ではなく、ウェイトの \"\n"
+        "    \"(Σw)² / Σw² を計算しましょう。\"\n"
+        ")\n"
+        "for k in range(2):\n"
+        "    assert k < 2, f\"Row {k} should be kept. / {k} 行目は残します。\"\n"
+        "raise ValueError(\"Unknown district. / 未知の地区です。\", 3)\n"
+        "assert z, (z, 'a tuple is not a message')\n"
+    )
+    new, turned = japanese_first_code(source)
+    assert turned == 4
+    ast.parse(new)
+    assert _messages(new) == [  # in ast.walk order: top-level statements first
+        "x を確かめましょう。 / Check x.",
+        "行数ではなく、ウェイトの (Σw)² / Σw² を計算しましょう。 / Compute (sum w)^2 / sum w^2 of "
+        "the weights, not the number of rows.",
+        "未知の地区です。 / Unknown district.",
+        None,
+        "{} 行目は残します。 / Row {} should be kept.",
+    ]
+    assert "f'{k} 行目は残します。 / Row {k} should be kept.'" in new  # still an f-string
+    assert new.splitlines()[0] == 'assert x == 1, "x を確かめましょう。 / Check x."'
+    # Japanese-first and monolingual messages are left alone.
+    kept = 'assert x, "x を確かめましょう。 / Check x."\nassert y, "Check y."\n'
+    assert japanese_first_code(kept) == (kept, 0)
+
+
+def test_a_notebook_turns_japanese_first_with_valid_checksums():
+    test = new_code_cell('assert x == 1, "Check x. / x を確かめましょう。"',
+                         metadata=graded("test", "t1-tests", points=10))
+    test.metadata["nbgrader"]["checksum"] = compute_checksum(test)
+    nb = new_notebook(cells=[new_markdown_cell("## Sum / 合計\n\nAdd one. / 1を足します。"),
+                             new_code_cell("x = 1", metadata=graded("answer", "t1")), test])
+    counts = japanese_first_notebook(nb)
+    assert counts == {"markdown cells": 1, "messages": 1}
+    assert nb.cells[0].source == "## 合計 / Sum\n\n1を足します。 / Add one."
+    assert nb.cells[1].source == "x = 1"
+    assert nb.cells[2].source == 'assert x == 1, "x を確かめましょう。 / Check x."'
+    assert nb.cells[2].metadata["nbgrader"]["checksum"] == compute_checksum(nb.cells[2])

@@ -8,7 +8,7 @@
     sscity course grade SUBMISSIONS --out DIR     parallel, sandboxed grading with reports
     sscity course report DIR                      grades_by_track.csv again, with formgrader's hand grades
     sscity course demo                            a demo class built from the course, graded
-    sscity course publish DEST                    the student edition, smoke-tested
+    sscity course publish DEST [--japanese-first]  the student edition, smoke-tested
     sscity data build                             regenerate the synthetic datasets from seeds
     sscity data verify                            datasets/ against datasets/MANIFEST
     sscity data manifest                          rewrite datasets/MANIFEST (authors)
@@ -149,8 +149,9 @@ def _cmd_demo(args) -> int:
 def _cmd_publish(args) -> int:
     from .course.publish import publish, smoke_test
 
-    written = publish(_root(args), Path(args.dest))
-    print(f"Wrote the student edition ({len(written)} files) to {args.dest}.")
+    written = publish(_root(args), Path(args.dest), japanese_first=args.japanese_first)
+    edition = "Japanese-first student edition" if args.japanese_first else "student edition"
+    print(f"Wrote the {edition} ({len(written)} files) to {args.dest}.")
     if args.no_smoke:
         return 0
     print("Running its smoke test (lessons and assignments run; no solutions) ...")
@@ -312,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     pub = course_verbs.add_parser("publish", help="write the student edition (no solutions) and test it")
     pub.add_argument("dest", help="a new folder outside the repository")
     pub.add_argument("--no-smoke", action="store_true", help="skip the smoke test")
+    pub.add_argument("--japanese-first", action="store_true",
+                     help="put the Japanese first in every bilingual cell, test message and module README")
     pub.set_defaults(func=_cmd_publish)
     lint = course_verbs.add_parser("lint", help="check the authoring rules")
     lint.add_argument("modules", nargs="*", metavar="MODULE")
