@@ -3,10 +3,10 @@
 The solution notebook (with its hidden tests) is executed twice with nbclient, each time in a
 fresh kernel whose working folder is a new temporary directory. Every text output (streams,
 ``text/plain`` results) must be identical, and so must every value the student computes,
-read at full precision by a probe cell appended to the notebook: the kinematics, the
-controller's commands, the pybullet poses, the social-force step, the crowd episodes (their
-whole logs and pedestrian tracks, hashed bit for bit), the metrics, the braking limits and
-the route detours.
+read at full precision by a probe cell appended to the notebook: the wheel speeds that reach
+a point, the waypoint drive (its whole log, hashed bit for bit), the pybullet poses, the
+social-force step, the crowd episodes (their whole logs and pedestrian tracks, hashed), the
+metrics, the steepest safe ramps and the places within reach.
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ def _digest(values):
 
 
 _values = {
-    "twist_to_wheels": [float(w) for w in twist_to_wheels(1.0, 0.3)],
-    "arc_end_pose": [float(c) for c in arc_end_pose(1.0, 0.3, 10.0)],
-    "goal_command": [[float(c) for c in goal_command(pose, (4.0, 3.0))]
-                     for pose in ((0.0, 0.0, 0.0), (1.0, -2.0, 2.5), (3.0, 2.5, -1.0))],
+    "doorway_wheels": [float(w) for w in doorway_wheels],
+    "doorway_end": [float(c) for c in integrate_unicycle([0.0, 0.0, 0.0], *body_twist(*doorway_wheels), 4.0)],
+    "wheels_to_reach": [float(w) for w in wheels_to_reach(-1.0, 2.5, 6.0)],
+    "concourse_log": _digest(concourse_log.to_numpy(dtype=float)),
+    "concourse_end": [float(c) for c in concourse_log.iloc[-1][["x_m", "y_m"]]],
     "turn_sim": [float(c) for c in turn_sim],
     "turn_ideal": [float(c) for c in turn_ideal],
     "turn_errors": [float(heading_error_rad), float(position_error_m), bool(turn_within_tolerance)],
@@ -47,8 +48,9 @@ _values = {
     "crowd_table": {name: {column: float(value) for column, value in row.items()}
                     for name, row in crowd_table.to_dict(orient="index").items()},
     "shared_control": [float(shared_agreement), float(shared_contribution)],
-    "braking": [float(brake_limit_seated), float(brake_limit_standing), bool(standing_safe_at_drive_limit)],
-    "campus_detours": {name: float(value) for name, value in campus_detours.items()},
+    "ramps": [float(standing_emergency_percent), float(seated_emergency_percent),
+              bool(standing_emergency_ok_on_1_12)],
+    "campus_reach": {name: int(value) for name, value in campus_reach.items()},
 }
 print("M04-VALUES " + _json.dumps(_values, sort_keys=True))
 '''
@@ -87,9 +89,11 @@ def test_student_values_are_identical_on_two_runs(two_runs):
     first, second = (probe_values(nb, MARKER) for nb in two_runs)
     assert first == second  # exact: floats at full precision, logs hashed bit for bit
     # and they are the values the module is about
-    assert first["arc_end_pose"] == pytest.approx([math.sin(3) / 0.3, (1 - math.cos(3)) / 0.3, 3.0])
+    assert first["doorway_end"][:2] == pytest.approx([2.0, 1.5], abs=1e-9)
+    assert math.hypot(first["concourse_end"][0] - 2.0, first["concourse_end"][1] - 7.0) < 0.15
     assert first["turn_errors"][2] is True
     assert first["crowd_table"]["go_to_goal"]["virtual_collisions"] > 0
     assert first["crowd_table"]["safe_go_to_goal"]["virtual_collisions"] == 0
-    assert first["campus_detours"]["walking"] == 0.0
-    assert 30 < first["campus_detours"]["manual_wheelchair"] < 32
+    assert 0 < first["ramps"][0] < first["ramps"][1] and first["ramps"][2] is False
+    reach = first["campus_reach"]
+    assert reach["walking"] > reach["qolo"] > reach["manual_wheelchair"] > 0
