@@ -4,9 +4,9 @@ The solution notebook (with its hidden tests) is executed twice with nbclient, e
 fresh kernel whose working folder is a new temporary directory. Every text output (streams,
 ``text/plain`` results) must be identical, and so must every value the student computes,
 read at full precision by a probe cell appended to the notebook: the entity of a reading, the
-provisioning result and the free-spot counts, the geo-query, the daily NO2 maxima from the
-temporal API, the crowding alerts, the federated nearest parking spots, the consent decisions
-with the ledger's hash chain, and the bytes of the open-data file.
+provisioning result and the free-spot counts, the survey route (geo-query and distances), the
+daily NO2 maxima from the temporal API, the crowding alerts, the federated nearest parking
+spots, the consent decisions with the ledger's hash chain, and the bytes of the open-data file.
 
 The same notebooks must run unchanged against a broker over HTTP when an instructor points
 them at one (``SSCITY_BROKER_URL``): the assignment runs twice against one persistent
@@ -37,8 +37,9 @@ _values = {
     "refused": list(refused),
     "free_now": {site: int(count) for site, count in free_now.items()},
     "parking_in_broker": parking_client.count(type="ParkingSpot"),
-    "near_station": list(near_station),
-    "near_kenkyu": accessible_near(geo_client, (140.0824, 36.0821), 1500),
+    "station_route": [[facility, float(metres)] for facility, metres in station_route],
+    "kenkyu_route": [[facility, float(metres)] for facility, metres in
+                     survey_route(geo_client, (140.0824, 36.0821), 1500)],
     "no2_max_may3": {key: float(value) for key, value in no2_max_may3.items()},
     "no2_max_may2": {key: float(value) for key, value in daily_max_no2(air_client, "2024-05-02").items()},
     "alerts": [[entity_id, str(observed_at)] for entity_id, observed_at in alerts],
@@ -47,7 +48,7 @@ _values = {
     "consent_chain": [record.hash for record in consent_ledger.records],
     "ledger_file": _hashlib.sha256(Path(ledger_path).read_bytes()).hexdigest(),
     "open_data": _hashlib.sha256(Path(open_path).read_bytes()).hexdigest(),
-    "open_features": len(_json.loads(Path(open_path).read_text(encoding="utf-8"))["features"]),
+    "open_rows": Path(open_path).read_text(encoding="utf-8").splitlines()[1:],
 }
 print("M02-VALUES " + _json.dumps(_values, sort_keys=True, ensure_ascii=False))
 '''
@@ -82,14 +83,17 @@ def test_student_values_are_identical_on_two_runs(two_runs):
     assert first["entity"]["no2"]["unitCode"] == "GQ"
     assert first["refused"] == [f"urn:ngsi-ld:ParkingSpot:{s}-99" for s in ("site-avenue", "site-center")]
     assert first["parking_in_broker"] == 64
-    assert first["near_station"] == [f"urn:ngsi-ld:PublicFacility:facility-00{n}" for n in (2, 5, 9)]
+    assert [stop[0].rsplit("-", 1)[-1] for stop in first["station_route"]] == [
+        "003", "004", "007", "008", "010", "012", "013"]  # the unsurveyed facilities, nearest first
+    assert 260 < first["station_route"][0][1] < first["station_route"][-1][1] <= 1000
     assert first["no2_max_may3"]["urn:ngsi-ld:AirQualityObserved:aq-01"] == 29.2  # the JST day
     assert len(first["alerts"]) == 6
     assert {a[0] for a in first["alerts"]} == {"urn:ngsi-ld:CrowdFlowObserved:cf-01"}
-    assert set(first["station_parking"]) == set(first["near_station"])
+    assert set(first["station_parking"]) == {f"urn:ngsi-ld:PublicFacility:facility-00{n}" for n in (2, 5, 9)}
     assert first["consent_decisions"] == ["allowed", "denied", "denied", "denied", "allowed", "denied",
                                           "allowed", "denied"]
-    assert first["open_features"] == 21
+    assert [row.rsplit(",", 2)[1:] for row in first["open_rows"]] == [
+        ["kukizaki", "7"], ["oho", "5"], ["sakura", "4"], ["toyosato", "4"]]  # yatabe, tsukuba: 2 each
 
 
 def test_the_module_runs_unchanged_against_a_shared_broker_over_http(two_runs, tmp_path, monkeypatch):
