@@ -17,7 +17,30 @@ crowd                      density ``rho_R = N(d < R) / (pi R^2)`` for R = 2.5 m
                            centre; virtual collisions (times that distance drops below 0);
                            normalised proximity ``std(d_min) / mean(d_min)``
 path shape                 path irregularity: (total rotation - rotation needed) / path length
+command jerk               relative jerk: the time-averaged norm of the jerk of the commanded
+                           ``(v, omega)``, divided by a baseline (:func:`relative_jerk`)
 =========================  ====================================================================
+
+Sources: Paez-Granados, He, Gonon, Jia, Leibe, Suzuki, Billard, "Pedestrian-Robot
+Interactions on Autonomous Crowd Navigation: Reactive Control Methods and Evaluation
+Metrics", IROS 2022 (arXiv:2208.02121), and its evaluation code,
+https://github.com/epfl-lasa/crowdbot-evaluation-tools (``qolo/metrics/metric_crowd.py``,
+``qolo/metrics/metric_qolo_perf.py``, ``qolo/twist2npy.py``, ``qolo/utils/process_util.py``).
+
+**Which capsule.** Two footprints of Qolo are published. The CrowdBot *evaluation* measures
+distances to the capsule from +0.18 m to -0.5 m along the body with radius 0.45 m
+(``Capsule(0.18, -0.5, 0.45)`` in ``metric_crowd.py``); the RDS *controller* (Gonon et al.,
+RA-L 2021) keeps people off a smaller capsule, +0.05 m to -0.5 m with radius 0.4 m
+(:data:`~sscity.mobility.params.QOLO`). The metrics here default to CrowdBot's capsule,
+:data:`CROWDBOT_CAPSULE`, so that minimum distances, virtual collisions and proximity are
+comparable with the CrowdBot papers (the RDS capsule gives distances 0.05-0.18 m larger);
+pass ``footprint="rds"`` (or :data:`RDS_CAPSULE`, or a :class:`~sscity.mobility.params.QoloParams`)
+for the controller's capsule. The controllers and the physics broad phase keep the RDS
+capsule, as the real controller does. Two details of the original code: its segment is
+measured from the robot frame's origin, taken here as the axle centre; and its crowd metric
+passes robot-frame detections straight to ``distanceLocal``, whose segment runs along the
+local *y* axis, while ``distanceGlobal`` first rotates the heading onto that axis -- we follow
+``distanceGlobal``: the segment runs along the heading.
 
 Choices where the reference leaves room (each says what the original code does):
 
@@ -36,27 +59,77 @@ real robot, or on hand-made trajectories.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .params import QOLO, QoloParams
 
 __all__ = [
+    "CROWDBOT_CAPSULE",
+    "CROWDBOT_JERK_BASELINE",
     "DENSITY_RADII_M",
     "GOAL_REACHED_M",
+    "RDS_CAPSULE",
+    "Capsule",
     "agreement",
     "capsule_distance",
+    "command_jerk",
     "contribution",
     "crowd_density",
     "fluency",
+    "get_capsule",
     "normalised_proximity",
     "path_irregularity",
     "path_length",
+    "relative_jerk",
     "time_and_path_to_goal",
     "virtual_collisions",
 ]
 
 GOAL_REACHED_M = 3.0
 DENSITY_RADII_M = (2.5, 5.0)
+#: ``baseline`` default of ``compute_rel_jerk`` in CrowdBot's ``metric_qolo_perf.py``; the code
+#: does not say which run it comes from. Units: those of the jerk norm (m/s^3 and rad/s^3 mixed).
+CROWDBOT_JERK_BASELINE = 13.80
+
+
+@dataclass(frozen=True)
+class Capsule:
+    """A capsule footprint: points within ``radius_m`` of the segment from ``front_m`` to ``rear_m``.
+
+    The segment runs along the body's x axis (the heading), measured from the axle centre.
+    """
+
+    front_m: float
+    rear_m: float
+    radius_m: float
+    name: str = ""
+
+    def __post_init__(self):
+        if not (self.radius_m > 0 and self.front_m >= self.rear_m):
+            raise ValueError("A capsule needs radius_m > 0 and front_m >= rear_m.")
+
+
+#: CrowdBot's evaluation capsule (``metric_crowd.py``): +0.18 m to -0.5 m, radius 0.45 m.
+CROWDBOT_CAPSULE = Capsule(0.18, -0.5, 0.45, "crowdbot")
+#: The RDS controller's capsule (Gonon et al., RA-L 2021): +0.05 m to -0.5 m, radius 0.4 m.
+RDS_CAPSULE = Capsule(QOLO.footprint_front_m, QOLO.footprint_rear_m, QOLO.footprint_radius_m, "rds")
+
+
+def get_capsule(footprint="crowdbot") -> Capsule:
+    """A :class:`Capsule` from ``"crowdbot"``, ``"rds"``, a Capsule, or a QoloParams (its footprint)."""
+    if isinstance(footprint, Capsule):
+        return footprint
+    if isinstance(footprint, QoloParams):
+        return Capsule(footprint.footprint_front_m, footprint.footprint_rear_m, footprint.footprint_radius_m)
+    if footprint == "crowdbot":
+        return CROWDBOT_CAPSULE
+    if footprint == "rds":
+        return RDS_CAPSULE
+    raise ValueError(
+        f"Unknown footprint {footprint!r}: use 'crowdbot', 'rds', a Capsule or a QoloParams."
+    )
 
 
 def _as_xy(xy, name: str = "xy") -> np.ndarray:
@@ -228,12 +301,13 @@ def contribution(
     return float(np.mean(np.hypot(vu - vr, wu - wr)[active] / human[active]))
 
 
-def capsule_distance(pose, points_xy, params: QoloParams = QOLO) -> np.ndarray:
+def capsule_distance(pose, points_xy, params="crowdbot") -> np.ndarray:
     """Distance from points to the device's capsule footprint (negative inside).
 
-    The capsule is the set of points within ``footprint_radius_m`` (0.4 m) of the segment
-    from ``footprint_front_m`` (+0.05 m) to ``footprint_rear_m`` (-0.5 m) along the body's
-    x axis. Pedestrians count as points (their centres), as in CrowdBot.
+    The capsule is the set of points within a radius of a segment along the body's x axis.
+    By default it is CrowdBot's evaluation capsule, +0.18 m to -0.5 m with radius 0.45 m
+    (:data:`CROWDBOT_CAPSULE`; see the module docstring for why). Pedestrians count as points
+    (their centres), as in CrowdBot.
 
     Parameters
     ----------
@@ -241,6 +315,10 @@ def capsule_distance(pose, points_xy, params: QoloParams = QOLO) -> np.ndarray:
         ``(x_m, y_m, theta_rad)`` of the axle centre.
     points_xy : array, shape (N, 2) or (T, N, 2)
         Pedestrian positions (one set, or one set per pose).
+    params : "crowdbot", "rds", Capsule or QoloParams, default "crowdbot"
+        The footprint. A :class:`~sscity.mobility.params.QoloParams` means its own
+        ``footprint_*`` fields (the RDS controller's capsule for :data:`QOLO`), as the
+        controllers pass it.
 
     Returns
     -------
@@ -249,8 +327,11 @@ def capsule_distance(pose, points_xy, params: QoloParams = QOLO) -> np.ndarray:
     Examples
     --------
     >>> capsule_distance([0, 0, 0], [[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]])
+    array([0.37, 0.05, 0.55])
+    >>> capsule_distance([0, 0, 0], [[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]], "rds")
     array([0.55, 0.1 , 0.6 ])
     """
+    capsule = get_capsule(params)
     pose = np.asarray(pose, dtype=float)
     points = np.asarray(points_xy, dtype=float)
     if pose.shape[-1] != 3 or points.shape[-1] != 2:
@@ -264,8 +345,8 @@ def capsule_distance(pose, points_xy, params: QoloParams = QOLO) -> np.ndarray:
     c, s = np.cos(theta), np.sin(theta)
     along = c * dx + s * dy  # body x
     across = -s * dx + c * dy  # body y
-    on_segment = np.clip(along, params.footprint_rear_m, params.footprint_front_m)
-    return np.hypot(along - on_segment, across) - params.footprint_radius_m
+    on_segment = np.clip(along, capsule.rear_m, capsule.front_m)
+    return np.hypot(along - on_segment, across) - capsule.radius_m
 
 
 def virtual_collisions(distances_m) -> int:
@@ -348,3 +429,61 @@ def path_irregularity(poses, goal_xy) -> float:
     if length == 0:
         raise ValueError("The path has zero length: path irregularity is undefined.")
     return (total - needed) / length
+
+
+def command_jerk(t_s, speed_mps, yaw_rate_radps) -> tuple[np.ndarray, np.ndarray]:
+    """Jerk of a command sequence as CrowdBot computes it: two ``np.gradient`` passes.
+
+    ``a = np.gradient(v, t)``, then ``j = np.gradient(a, t)`` (second-order central
+    differences inside, one-sided differences at both ends), for ``v`` and for ``omega``
+    (``compute_motion_derivative`` in CrowdBot's ``process_util.py``, applied twice in
+    ``twist2npy.py``). Returns ``(jerk_v, jerk_omega)`` in m/s^3 and rad/s^3.
+    """
+    t = np.asarray(t_s, dtype=float)
+    v = np.asarray(speed_mps, dtype=float)
+    w = np.asarray(yaw_rate_radps, dtype=float)
+    if t.ndim != 1 or v.shape != t.shape or w.shape != t.shape or len(t) < 3:
+        raise ValueError("t_s, speed_mps and yaw_rate_radps must be 1-D, equally long, at least 3 samples.")
+    if np.any(np.diff(t) <= 0):
+        raise ValueError("t_s must increase strictly.")
+    return np.gradient(np.gradient(v, t), t), np.gradient(np.gradient(w, t), t)
+
+
+def relative_jerk(t_s, speed_mps, yaw_rate_radps, baseline: float = CROWDBOT_JERK_BASELINE) -> dict:
+    """CrowdBot's relative jerk of a command sequence (smaller = smoother).
+
+    As ``compute_rel_jerk`` in CrowdBot's ``metric_qolo_perf.py`` defines it, on the
+    commanded twist sampled at times ``t_0 .. t_(n-1)``:
+
+    1. jerks ``j_v``, ``j_omega`` by :func:`command_jerk` (two ``np.gradient`` passes);
+    2. ``J = sum_(k=1)^(n-2) ||(j_v[k], j_omega[k])|| (t[k+1] - t[k])`` -- a time integral of
+       the jerk's norm that leaves out the first and the last sample, as the original loop does;
+    3. ``jerk = J / (t[n-1] - t[0])``, the time-averaged jerk, and
+       ``relative_jerk = jerk / baseline``.
+
+    The norm adds m/s^3 and rad/s^3 as CrowdBot does. The baseline (13.80) is the original
+    code's default, without a stated origin: compare relative jerks only among runs scored
+    with the same baseline. (CrowdBot cuts the series to the run from the first non-zero
+    command to the point closest to the goal; pass that slice.)
+
+    Returns
+    -------
+    dict with ``jerk`` (time-averaged, mixed units per s^3), ``jerk_integral`` (``J``),
+    ``duration_s`` and ``relative_jerk``.
+
+    Examples
+    --------
+    >>> t = np.arange(7) * 0.5
+    >>> r = relative_jerk(t, [0, 0, 0, 1, 1, 1, 1], np.zeros(7), baseline=1.0)
+    >>> round(r["jerk_integral"], 6), round(r["jerk"], 6)      # 4 x |1| x 0.5 s, over 3 s
+    (2.0, 0.666667)
+    """
+    if not baseline > 0:
+        raise ValueError("baseline must be > 0.")
+    t = np.asarray(t_s, dtype=float)
+    jv, jw = command_jerk(t, speed_mps, yaw_rate_radps)
+    norm = np.hypot(jv, jw)
+    integral = float(np.sum(norm[1:-1] * np.diff(t)[1:]))
+    duration = float(t[-1] - t[0])
+    jerk = integral / duration
+    return {"jerk": jerk, "jerk_integral": integral, "duration_s": duration, "relative_jerk": jerk / baseline}

@@ -12,7 +12,13 @@ device is one ``createMultiBody`` call:
   turning test.)
 - two **driven wheels**: cylinders of radius 0.152 m, 0.548 m apart, 1.5 kg each, on
   revolute joints, friction 1.0, driven in ``VELOCITY_CONTROL`` with
-  ``targetVelocities = [(v - omega L/2)/r, (v + omega L/2)/r]``.
+  ``targetVelocities = [(v - omega L/2)/r, (v + omega L/2)/r]``. The wheels *look* 5 cm wide,
+  but their collision cylinders are only ``tread_width_m`` (2 mm) wide: a real tyre's tread
+  is rounded and touches the ground in the middle, whereas Bullet lets a flat cylinder touch
+  the ground at one rim edge. With 5-cm collision cylinders both wheels rolled on their
+  right-hand edges, which moved the rolling contact 2.4 cm sideways off the axle centre:
+  every left turn came out tighter and every right turn wider than commanded (a commanded
+  radius of 0.15 m gave 0.12 m). Pass ``tread_width_m=0.05`` to see it.
 
 The total mass and the centre of mass match the chosen :class:`~sscity.mobility.params.QoloConfig`
 (the base's inertial frame is shifted so that base + wheels put the CoM where published).
@@ -99,12 +105,22 @@ class QoloSim:
         Lateral friction coefficient of the driven wheels.
     motor_torque_nm : float, default 60.0
         Largest torque each wheel motor may apply (*assumed*). Two motors give about 790 N of
-        drive force, more than the tyres can pass on: with the seated rider, 47 % of the weight
-        rests on the rear caster, and the grip limits a step command to about 2.2 m/s^2 (it
-        reaches 1 m/s in 0.45 s). Acceleration *limits* belong to the controller
-        (:class:`~sscity.mobility.control.RateLimiter`).
+        drive force, more than the tyres can pass on. In *this model* -- the seated
+        configuration, the assumed rear-caster position (47 % of the weight on the caster),
+        tyre friction 1.0 and pybullet's contact solver -- a step command from rest to 1 m/s
+        accelerates at about 2.2 m/s^2 at most and reaches 1 m/s in 0.45 s. That figure is a
+        property of the simulation with these stated parameters, not a general fact about
+        Qolo or about wheelchairs: another caster position, tyre or rider changes it.
+        Acceleration *limits* belong to the controller
+        (:class:`~sscity.mobility.control.RateLimiter`); the yaw rates the device can actually
+        follow with a rider are measured in :mod:`~sscity.mobility.envelope`.
     caster_lift_m : float, default 0.005
         Height of the casters above level ground when the chassis is level.
+    tread_width_m : float, default 0.002
+        Width of the wheels' *collision* cylinders (the line where a rounded tyre touches the
+        ground; the drawn wheels stay 5 cm wide). The rolling contact may still sit on one
+        edge, 1 mm off the wheel's mid-plane. 0.05 restores the flat 5-cm cylinders, whose rolling contact sits
+        on one rim edge (see the module docstring).
     start_pose : (x_m, y_m, theta_rad), default (0, 0, 0)
         Where the device starts.
     contact_release_s : float, default 0.5
@@ -131,6 +147,7 @@ class QoloSim:
         caster_lift_m: float = 0.005,
         start_pose: Sequence[float] = (0.0, 0.0, 0.0),
         contact_release_s: float = 0.5,
+        tread_width_m: float = 0.002,
     ):
         if not (0 < time_step <= 0.05):
             raise ValueError(f"time_step must be in (0, 0.05] s; got {time_step!r}. Keep 1/240.")
@@ -139,6 +156,9 @@ class QoloSim:
                 "motor_torque_nm must be > 0; wheel_friction, caster_lift_m and "
                 "contact_release_s must be >= 0."
             )
+        if not (0 < tread_width_m <= 0.2):
+            raise ValueError(f"tread_width_m must be in (0, 0.2] m; got {tread_width_m!r}.")
+        self.tread_width_m = float(tread_width_m)
         self.contact_release_s = float(contact_release_s)
         self.config = get_config(config)
         self.params = params
@@ -154,8 +174,12 @@ class QoloSim:
         c.resetSimulation()
         c.setGravity(0, 0, -GRAVITY_MPS2)
         c.setTimeStep(self.time_step)
-        # Pyramid (two-direction) friction instead of the friction cone: about 1.4x faster;
-        # the 10-s turning test ends at 3.03 rad instead of 3.01 (ideal 3.00).
+        # Pyramid (two-direction) friction instead of the friction cone: about 1.4x faster.
+        # Measured with the commands passed through RateLimiter at every physics step (the
+        # tests' and the lesson's turning test, v = 1 m/s, omega = 0.3 rad/s for 10 s): the
+        # heading ends at 3.03 rad, 0.04 rad from the ideal rollout of the same commands
+        # (2.99). Without the rate limiter the step to 1 m/s slips and the heading ends at
+        # 2.91 rad (`python -m sscity.mobility.world` prints both).
         c.setPhysicsEngineParameter(deterministicOverlappingPairs=1, enableConeFriction=0)
         # Bound methods, fetched once: BulletClient builds a partial on every attribute access.
         self._step_simulation = c.stepSimulation
@@ -224,7 +248,8 @@ class QoloSim:
                 [_FRONT_CASTER_X, 0.0, front_z],
             ],
         )
-        wheel_collision = c.createCollisionShape(pb.GEOM_CYLINDER, radius=r, height=_WHEEL_WIDTH)
+        # Narrow collision cylinders: the rolling contact stays under the wheel's mid-plane.
+        wheel_collision = c.createCollisionShape(pb.GEOM_CYLINDER, radius=r, height=self.tread_width_m)
         wheel_visual = c.createVisualShape(
             pb.GEOM_CYLINDER, radius=r, length=_WHEEL_WIDTH, rgbaColor=_WHEEL_RGBA
         )
@@ -614,21 +639,34 @@ class QoloSim:
 
 
 def main() -> None:
-    """Drive the two tracking checks and print simulated vs ideal poses."""
-    from .kinematics import integrate_unicycle
+    """Drive the tracking checks and print simulated vs ideal poses, with and without a rate limiter."""
+    from .control import RateLimiter
+    from .kinematics import integrate_unicycle, rollout
 
     with QoloSim(seed=0) as sim:
         for _ in range(5 * 240):
             sim.step(1.0, 0.0)
-        print("straight 5 s at 1 m/s :", np.round(sim.pose(), 4), " ideal [5, 0, 0]")
+        print("straight 5 s at 1 m/s, step command :", np.round(sim.pose(), 4), " ideal [5, 0, 0]")
     with QoloSim(seed=0) as sim:
         for _ in range(10 * 240):
             sim.step(1.0, 0.3)
         print(
-            "turn v=1, w=0.3, 10 s :",
+            "turn v=1, w=0.3, 10 s, step command :",
             np.round(sim.pose(), 4),
             " ideal",
             np.round(integrate_unicycle([0, 0, 0], 1.0, 0.3, 10.0), 4),
+        )
+    limiter, sent = RateLimiter(1 / 240), []
+    with QoloSim(seed=0) as sim:
+        for _ in range(10 * 240):
+            sent.append(limiter(1.0, 0.3))
+            sim.step(*sent[-1])
+        sent_array = np.array(sent)
+        print(
+            "turn v=1, w=0.3, 10 s, rate-limited :",
+            np.round(sim.pose(), 4),
+            " ideal rollout of the commands sent",
+            np.round(rollout([0, 0, 0], sent_array[:, 0], sent_array[:, 1], 1 / 240)[-1], 4),
         )
 
 
