@@ -12,7 +12,7 @@ import pytest
 from prose_facts import check_quoted
 from pyproj import Transformer
 from sscity.course.tracks import course_map, load_tracks
-from sscity.data import dataset_path, load_stations
+from sscity.data import dataset_path, load_stations, load_survey
 
 MODULE = "00-orientation"
 
@@ -39,6 +39,11 @@ def _degree_km() -> tuple[float, float]:
     xe, ye = to_m.transform(lon0 + 0.01, lat0)
     xn, yn = to_m.transform(lon0, lat0 + 0.01)
     return (((xe - x0) ** 2 + (ye - y0) ** 2) ** 0.5 / 10, ((xn - x0) ** 2 + (yn - y0) ** 2) ** 0.5 / 10)
+
+
+def _district_means():
+    survey = load_survey(2019)
+    return survey.groupby("district_code", observed=True)["happiness"].mean()
 
 
 def _happy_counts() -> list[int]:
@@ -81,6 +86,11 @@ CASES = [
     ("and 10 % in the recurrent track", "10",
      lambda: float(load_tracks()["recurrent"].weights[MODULE]), False),
     ("(n = 1,481, mean 6.94, 72.2 % happy,", "6.94", lambda: float(_headline()["mean_happiness"]), False),
+    # primer: the synthetic survey (calibrated to the published mean) and its figure
+    ("so the mean is the published 6.94", "6.94",
+     lambda: float(load_survey(2019)["happiness"].mean()), False),
+    ("range from 6.42 in Kukizaki", "6.42", lambda: float(_district_means()["kukizaki"]), False),
+    ("to 7.35 in Sakura", "7.35", lambda: float(_district_means()["sakura"]), False),
     # assignment task 5 (mark scheme) and the README's facts table: the unpublished count
     ("1,069 / 1,481 = 72.18 %", "72.18", lambda: 1069 / _respondents(), True),
     ("1,070 / 1,481 = 72.25 %", "72.25", lambda: 1070 / _respondents(), True),
@@ -93,6 +103,11 @@ CASES = [
                          ids=[f"{q[:40]}|{n}" for q, n, _, _ in CASES])
 def test_quoted_number_matches_the_computation(quote, number, compute, percent):
     check_quoted(MODULE, quote, number, compute(), percent=percent)
+
+
+def test_the_primer_names_the_lowest_and_highest_district():
+    means = _district_means()
+    assert (means.idxmin(), means.idxmax()) == ("kukizaki", "sakura")
 
 
 def test_only_two_counts_round_to_the_published_share():
