@@ -118,10 +118,15 @@ _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 # URLs, HTML tags, emphasis, parentheses.
 _PROTECTED = re.compile(
     r"```.*?```|`[^`]+`|\$\$.*?\$\$|\$[^$\n]+\$|!?\[[^\]\n]*\]\([^)\n]*\)|https?://\S+|<[^>\n]+>"
-    r"|\*\*[^*\n]+?\*\*|(?<![*\w])\*[^*\n]+?\*(?![*\w])|\([^()\n]*\)|（[^（）\n]*）|「[^「」]*」", re.S)
-# Quoted Japanese (「…」) in English prose is a citation, not a translation: no language.
+    r"|\*\*[^*\n]+?\*\*|(?<![*\w])\*[^*\n]+?\*(?![*\w])|\([^()\n]*\)|（[^（）\n]*）|「[^「」]*」"
+    r'|"[^"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]{0,300}[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff][^"]{0,300}"',
+    re.S)
+# Quoted Japanese (「…」, or "…" holding Japanese) in English prose is a citation, not a
+# translation: it has no language.
 _NEUTRAL_SPAN = re.compile(
-    r"```.*?```|`[^`]+`|\$\$.*?\$\$|\$[^$\n]+\$|\]\([^)\n]*\)|https?://\S+|<[^>\n]+>|「[^「」]*」", re.S)
+    r"```.*?```|`[^`]+`|\$\$.*?\$\$|\$[^$\n]+\$|\]\([^)\n]*\)|https?://\S+|<[^>\n]+>|「[^「」]*」"
+    r'|"[^"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]{0,300}[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff][^"]{0,300}"',
+    re.S)
 # Where a text may be cut: line breaks, the " / " of a pair, the spaces after a sentence.
 _BOUNDARY = re.compile(r"\n|[ \t]+/[ \t]+|(?<=[.!?:;)）。！？])[ \t]+")
 _ITEM = re.compile(r"^([ \t]*)([-*+]|\d+[.)])([ \t]+)")
@@ -229,20 +234,26 @@ def _japanese_first_text(text: str) -> str:
 
 
 def _unit_language(text: str) -> str | None:
-    """A paragraph's or list item's language: ``"mixed"`` when it holds lines or sentences of
-    both languages, each at least a fifth of it and more than a few words (to be swapped
-    inside), else its language as a whole (a Japanese word in English prose does not make
-    it mixed)."""
+    """A paragraph's or list item's language: ``"mixed"`` when it holds English lines or
+    sentences followed by Japanese ones, each part at least a fifth of it and more than a few
+    words, or an explicit "English / 日本語" pair (to be swapped inside); else its language as
+    a whole, ``"other"`` when that is unclear. A Japanese word in English prose does not
+    make it mixed, and text that goes back and forth between the languages (a reference with
+    Japanese titles) is never cut."""
     pieces, seps = _segments(text)
-    if any(sep.strip() == "/" and _leaning(pieces[k]) == "en" and _leaning(pieces[k + 1]) == "ja"
-           for k, sep in enumerate(seps)):
-        return "mixed"  # an explicit "English / 日本語" pair, however short
-    weights = [_weight(p) for p in pieces]
-    english = sum(w for w in weights if w > 0)
-    japanese = -sum(w for w in weights if w < 0)
-    if min(english, japanese) >= max(10, 0.2 * (english + japanese)):
-        return "mixed"
-    return language(text)
+    leanings = [lang for lang in map(_leaning, pieces) if lang]
+    switches = sum(a != b for a, b in zip(leanings, leanings[1:], strict=False))
+    if leanings and leanings[0] == "en" and switches == 1:  # English, then Japanese
+        if any(sep.strip() == "/" and _leaning(pieces[k]) == "en" and _leaning(pieces[k + 1]) == "ja"
+               for k, sep in enumerate(seps)):
+            return "mixed"  # an explicit "English / 日本語" pair, however short
+        weights = [_weight(p) for p in pieces]
+        english = sum(w for w in weights if w > 0)
+        japanese = -sum(w for w in weights if w < 0)
+        if min(english, japanese) >= max(10, 0.2 * (english + japanese)):
+            return "mixed"
+    whole = language(text)
+    return "other" if whole == "mixed" else whole
 
 
 def _split_blocks(lines: list[str]) -> tuple[list[list[str]], list[list[str]]]:
@@ -322,7 +333,8 @@ def _process_block(block: list[str]) -> tuple[list[str], str | None]:
             rendered.append("\n".join([marker + new[0]] + [(indent + line) if line else line
                                                            for line in new[1:]]))
         text = _swap_runs(rendered, ["\n"] * (len(rendered) - 1), langs)
-        return text.split("\n"), ("mixed" if "mixed" in langs else _unit_language("\n".join(block)))
+        whole = _unit_language("\n".join(block))
+        return text.split("\n"), ("mixed" if "mixed" in langs or whole == "mixed" else whole)
     text = "\n".join(block)
     lang = _unit_language(text)
     return (_japanese_first_text(text).split("\n") if lang == "mixed" else block), lang
@@ -348,7 +360,7 @@ def japanese_first_markdown(text: str) -> str:
     for block in split_blocks:
         new, lang = _process_block(block) if block else ([], None)
         rendered.append("\n".join(new))
-        langs.append("barrier" if lang in ("heading", "mixed") or not block else lang)
+        langs.append("barrier" if lang in ("heading", "mixed", "other") or not block else lang)
     seps = ["\n" + "".join(line + "\n" for line in gap) if gap != [None] else "\n"
             for gap in split_gaps[:-1]]
     tail = "".join("\n" + line for line in split_gaps[-1]) if split_gaps and split_gaps[-1] != [None] else ""
@@ -367,7 +379,7 @@ def first_language(markdown: str) -> str | None:
         for _, _, text in _list_units(block):
             unit = "\n".join(text)
             lang = _unit_language(unit)
-            if lang == "mixed":
+            if lang in ("mixed", "other"):
                 return next(filter(None, (_leaning(p) for p in _segments(unit)[0])), None)
             if lang is not None:
                 return lang
