@@ -77,8 +77,8 @@ def test_pure_pursuit_follows_an_l_shaped_path():
 
 def test_safety_scale_and_filter():
     assert safety_scale([2.0, 1.5, 0.9, 0.3, 0.1]) == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0])
-    person_ahead = [[1.25, 0.0]]  # capsule distance 0.8 m
-    assert capsule_distance([0, 0, 0], person_ahead)[0] == pytest.approx(0.8)
+    person_ahead = [[1.25, 0.0]]  # 0.8 m from the controller's (RDS) capsule
+    assert capsule_distance([0, 0, 0], person_ahead, QOLO)[0] == pytest.approx(0.8)
     v, w = safety_filter(1.0, 0.3, [0, 0, 0], person_ahead)
     assert (v, w) == pytest.approx((1.0 * 0.5 / 1.2, 0.3 * 0.5 / 1.2))  # curvature kept
     assert safety_filter(1.0, 0.3, [0, 0, 0], [[0.6, 0.0]]) == (0.0, 0.0)  # inside the stop distance
@@ -98,7 +98,7 @@ def test_safety_layer_never_drives_into_a_standing_person():
     for _ in range(400):
         v, w = limiter(*safety_filter(*go_to_goal(pose, (10.0, 0.0)), pose, person))
         pose = integrate_unicycle(pose, v, w, DT)
-    clearance = capsule_distance(pose, person)[0]
+    clearance = capsule_distance(pose, person, QOLO)[0]
     assert 0.2 < clearance < 0.45  # stopped near the 0.3 m stop distance
 
 
@@ -127,6 +127,6 @@ def test_shared_control_drives_round_a_person():
         (v, w), _ = controller((1.0, 1.5 * error), pose, person)
         v, w = limiter(v, w)
         pose = integrate_unicycle(pose, v, w, DT)
-        closest = min(closest, capsule_distance(pose, person)[0])
+        closest = min(closest, capsule_distance(pose, person, QOLO)[0])
     assert closest > 0.25
     assert pose[0] > 6.0  # got past the person

@@ -7,14 +7,20 @@ import math
 import numpy as np
 import pytest
 from sscity.mobility import (
+    CROWDBOT_CAPSULE,
+    QOLO,
+    RDS_CAPSULE,
+    Capsule,
     agreement,
     capsule_distance,
+    command_jerk,
     contribution,
     crowd_density,
     fluency,
     normalised_proximity,
     path_irregularity,
     path_length,
+    relative_jerk,
     time_and_path_to_goal,
     virtual_collisions,
 )
@@ -69,15 +75,64 @@ def test_agreement_and_contribution():
 
 
 def test_capsule_distance_geometry():
-    # body frame: segment from x = +0.05 to -0.5, radius 0.4
-    d = capsule_distance([0, 0, 0], [[1.0, 0.0], [-1.0, 0.0], [-0.2, 1.0], [0.0, 0.0]])
-    assert d == pytest.approx([0.55, 0.1, 0.6, -0.4])
+    # default: CrowdBot's evaluation capsule, segment from x = +0.18 to -0.5, radius 0.45
+    points = [[1.0, 0.0], [-1.0, 0.0], [-0.2, 1.0], [0.0, 0.0], [0.5, 0.3]]
+    d = capsule_distance([0, 0, 0], points)
+    # by hand: 1 - 0.18 - 0.45; 1 - 0.5 - 0.45; 1 - 0.45; 0 - 0.45; hypot(0.32, 0.3) - 0.45
+    assert d == pytest.approx([0.37, 0.05, 0.55, -0.45, math.hypot(0.32, 0.3) - 0.45])
+    assert capsule_distance([0, 0, 0], points, "crowdbot") == pytest.approx(d)
+    assert capsule_distance([0, 0, 0], points, CROWDBOT_CAPSULE) == pytest.approx(d)
+    # the RDS controller's capsule, +0.05 to -0.5, radius 0.4: by name, or as Qolo's parameters
+    rds = [0.55, 0.1, 0.6, -0.4, math.hypot(0.45, 0.3) - 0.4]
+    assert capsule_distance([0, 0, 0], points, "rds") == pytest.approx(rds)
+    assert capsule_distance([0, 0, 0], points, QOLO) == pytest.approx(rds)
+    assert capsule_distance([0, 0, 0], points, RDS_CAPSULE) == pytest.approx(rds)
+    # CrowdBot's capsule is larger everywhere: distances 0.05 to 0.18 m smaller
+    gap = np.asarray(rds) - d
+    assert np.all((gap >= 0.05 - 1e-12) & (gap <= 0.18 + 1e-12))
     # rotated by 90 degrees: the front now points along +y
-    assert capsule_distance([2, 3, math.pi / 2], [[2.0, 4.0]]) == pytest.approx([0.55])
+    assert capsule_distance([2, 3, math.pi / 2], [[2.0, 4.0]]) == pytest.approx([1 - 0.18 - 0.45])
     # over time: (T, 3) poses with (T, N, 2) people
     poses = np.array([[0, 0, 0], [1, 0, 0]])
     people = np.array([[[2.0, 0.0]], [[2.0, 0.0]]])
-    assert capsule_distance(poses, people)[:, 0] == pytest.approx([1.55, 0.55])
+    assert capsule_distance(poses, people)[:, 0] == pytest.approx([2 - 0.63, 1 - 0.63])
+    assert capsule_distance(poses, people, "rds")[:, 0] == pytest.approx([1.55, 0.55])
+    with pytest.raises(ValueError, match="footprint"):
+        capsule_distance([0, 0, 0], points, "square")
+    with pytest.raises(ValueError, match="radius_m"):
+        Capsule(0.1, -0.5, 0.0)
+
+
+def test_relative_jerk_by_hand():
+    """CrowdBot's definition: two np.gradient passes, the jerk norm integrated over the inner
+    samples (the first and the last left out), divided by the duration, then by the baseline."""
+    # A speed step at dt = 0.5 s. a = gradient(v) = [0, 0, 1, 1, 0, 0, 0];
+    # j = gradient(a) = [0, 1, 1, -1, -1, 0, 0]; J = 4 x 1 x 0.5 = 2; duration 3 s.
+    t = np.arange(7) * 0.5
+    r = relative_jerk(t, [0, 0, 0, 1, 1, 1, 1], np.zeros(7))
+    assert r["jerk_integral"] == pytest.approx(2.0)
+    assert r["duration_s"] == pytest.approx(3.0)
+    assert r["jerk"] == pytest.approx(2.0 / 3.0)
+    assert r["relative_jerk"] == pytest.approx(2.0 / 3.0 / 13.80)
+    jv, jw = command_jerk(t, [0, 0, 0, 1, 1, 1, 1], np.zeros(7))
+    assert jv == pytest.approx([0, 1, 1, -1, -1, 0, 0]) and not jw.any()
+    # Both components, dt = 1 s: v steps at t = 3, omega (by 2 rad/s) at t = 4.
+    # j_v = [0, .25, .25, -.25, -.25, 0, 0], j_w = [0, 0, .5, .5, -.5, -.5, 0];
+    # inner norms: .25, then three of sqrt(.25^2 + .5^2), then .5; over 6 s.
+    t = np.arange(7.0)
+    r = relative_jerk(t, [0, 0, 0, 1, 1, 1, 1], [0, 0, 0, 0, 2, 2, 2], baseline=2.0)
+    by_hand = (0.25 + 3 * math.hypot(0.25, 0.5) + 0.5) / 6
+    assert r["jerk"] == pytest.approx(by_hand)
+    assert r["relative_jerk"] == pytest.approx(by_hand / 2.0)
+    # The end samples are left out: a = [1, .5, 0, 0, 0], j = [-.5, -.5, -.25, 0, 0];
+    # only j[1..3] count: (.5 + .25 + 0) / 4 s.
+    assert relative_jerk(np.arange(5.0), [0, 1, 1, 1, 1], np.zeros(5))["jerk"] == pytest.approx(0.1875)
+    # a steady command, or one changing at a constant rate, has no jerk
+    assert relative_jerk(np.arange(6.0), np.linspace(0, 1, 6), np.full(6, 0.3))["jerk"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="increase"):
+        relative_jerk([0, 1, 1], [0, 1, 2], [0, 0, 0])
+    with pytest.raises(ValueError, match="baseline"):
+        relative_jerk([0, 1, 2], [0, 1, 2], [0, 0, 0], baseline=0)
 
 
 def test_virtual_collisions_and_proximity():

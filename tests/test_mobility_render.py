@@ -9,7 +9,15 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
-from sscity.mobility import QoloSim, capsule_outline, plot_scene, render_frame, save_gif, save_png  # noqa: E402
+from sscity.mobility import (  # noqa: E402
+    QoloSim,
+    capsule_outline,
+    frame_strip,
+    plot_scene,
+    render_frame,
+    save_gif,
+    save_png,
+)
 
 
 def test_frame_png_and_gif(tmp_path):
@@ -30,19 +38,45 @@ def test_frame_png_and_gif(tmp_path):
     gif = save_gif(frames, tmp_path / "drive.gif", frame_ms=80)
     with Image.open(gif) as image:
         assert image.n_frames == 3 and image.info["loop"] == 0
+    assert _durations(gif) == [80, 80, 1500]  # the last frame is held 1.5 s before the loop
+    assert _durations(save_gif(frames, tmp_path / "hold.gif", frame_ms=80, hold_last_ms=400)) == [80, 80, 400]
+    assert _durations(save_gif(frames, tmp_path / "even.gif", frame_ms=80, hold_last_ms=0)) == [80, 80, 80]
+    assert _durations(save_gif(frames[:1], tmp_path / "one.gif", frame_ms=80)) == [1500]
     assert gif.stat().st_size < 200_000
+    strip = frame_strip(frames, n=3, gap_px=2)
+    assert strip.shape == (72, 3 * 96 + 2 * 2, 3) and strip.dtype == np.uint8
+    assert np.array_equal(strip[:, :96], frames[0]) and np.array_equal(strip[:, -96:], frames[-1])
+    assert (strip[:, 96:98] == 255).all()  # white gap
+    assert frame_strip(frames, n=10).shape[1] == 3 * 96 + 2 * 4  # never more frames than there are
+    with pytest.raises(ValueError, match="hold_last_ms"):
+        save_gif(frames, tmp_path / "bad.gif", hold_last_ms=-1)
+    with pytest.raises(ValueError, match="same size"):
+        frame_strip([frames[0], frames[0][:10]])
     with pytest.raises(ValueError, match="RGB uint8"):
         save_png(np.zeros((4, 4)), tmp_path / "bad.png")
     with pytest.raises(ValueError, match="at least one frame"):
         save_gif([], tmp_path / "empty.gif")
 
 
+def _durations(path) -> list[int]:
+    with Image.open(path) as image:
+        out = []
+        for k in range(image.n_frames):
+            image.seek(k)
+            out.append(image.info["duration"])
+    return out
+
+
 def test_capsule_outline_is_the_footprint():
-    outline = capsule_outline([1.0, 2.0, 0.0])
+    outline = capsule_outline([1.0, 2.0, 0.0])  # CrowdBot's evaluation capsule
     assert outline[0] == pytest.approx(outline[-1])  # closed
-    assert outline[:, 0].max() == pytest.approx(1.0 + 0.05 + 0.4)
-    assert outline[:, 0].min() == pytest.approx(1.0 - 0.5 - 0.4, abs=1e-3)
-    assert outline[:, 1].max() == pytest.approx(2.4)
+    assert outline[:, 0].max() == pytest.approx(1.0 + 0.18 + 0.45)
+    assert outline[:, 0].min() == pytest.approx(1.0 - 0.5 - 0.45, abs=1e-3)
+    assert outline[:, 1].max() == pytest.approx(2.45)
+    rds = capsule_outline([1.0, 2.0, 0.0], "rds")  # the controller's capsule
+    assert rds[:, 0].max() == pytest.approx(1.0 + 0.05 + 0.4)
+    assert rds[:, 0].min() == pytest.approx(1.0 - 0.5 - 0.4, abs=1e-3)
+    assert rds[:, 1].max() == pytest.approx(2.4)
 
 
 def test_plot_scene_draws_every_element():

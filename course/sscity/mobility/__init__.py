@@ -9,13 +9,17 @@ One idea per file, each runnable (``python -m sscity.mobility.<file>``):
                limits, exact arc integration of the unicycle
 ``world``      :class:`QoloSim`, a headless pybullet world built from primitives: the device,
                kinematic pedestrians, walls, ramps, curbs; contact onsets and clearances
+``envelope``   the twists the simulated device with a rider actually follows, measured:
+               :func:`reachable_envelope` per posture, clipping that keeps the curvature
 ``control``    rate limiter, go-to-goal, pure pursuit, a safety layer, shared control
 ``crowd``      a transparent numpy social-force model (Helbing & Molnar 1995) and seeded
                scenarios
 ``metrics``    CrowdBot-style metrics: path efficiency, fluency, agreement, contribution,
-               crowd density, capsule distance, virtual collisions, proximity, irregularity
+               crowd density, capsule distance (CrowdBot's capsule by default), virtual
+               collisions, proximity, irregularity, relative jerk
 ``stability``  static tip-over margins: braking limits seated vs standing, on slopes
-``render``     headless camera frames, PNG / GIF, a top-down matplotlib plot
+``render``     headless camera frames, PNG / GIF (holding the last frame), a frame strip,
+               a top-down matplotlib plot
 ``episode``    :func:`run_episode`: device + social-force crowd + controller -> log and metrics
 ``routing``    accessible routing on the SYNTHETIC ``tsukuba-sidewalks`` network: who is
                left behind
@@ -61,6 +65,13 @@ _API = {
         "ContactEvent",
         "QoloSim",
     ),
+    "envelope": (
+        "TwistEnvelope",
+        "derive_envelope",
+        "measure_twist",
+        "reachable_envelope",
+        "twist_agrees",
+    ),
     "control": (
         "RateLimiter",
         "SharedController",
@@ -86,14 +97,19 @@ _API = {
         "step_crowd",
     ),
     "metrics": (
+        "CROWDBOT_CAPSULE",
+        "RDS_CAPSULE",
+        "Capsule",
         "agreement",
         "capsule_distance",
+        "command_jerk",
         "contribution",
         "crowd_density",
         "fluency",
         "normalised_proximity",
         "path_irregularity",
         "path_length",
+        "relative_jerk",
         "time_and_path_to_goal",
         "virtual_collisions",
     ),
@@ -107,6 +123,7 @@ _API = {
     ),
     "render": (
         "capsule_outline",
+        "frame_strip",
         "plot_scene",
         "render_frame",
         "save_gif",

@@ -5,8 +5,16 @@ Every controller returns a body twist ``(speed_mps, yaw_rate_radps)``; chain the
     intent  ->  (go_to_goal | pure_pursuit | a user's joystick)
             ->  shared_control   (blend the user's intent with avoidance)
             ->  safety_filter    (slow down near people, stop inside the stop distance)
+            ->  envelope.clip    (the twists the device can follow with its rider)
             ->  RateLimiter      (acceleration limits: 1.5 m/s^2, 4.5 rad/s^2)
             ->  QoloSim.step     (wheel speed limit, physics)
+
+The published limits (1.5 m/s, 4.124 rad/s) are the real robot's controller settings; in the
+simulation a device with a rider cannot follow every twist within them (it slides when it
+turns hard, see :mod:`~sscity.mobility.envelope`). Every controller here takes an optional
+``envelope=`` (a :class:`~sscity.mobility.envelope.TwistEnvelope`, e.g.
+``reachable_envelope("seated")``) and then scales its command into it, keeping the curvature.
+Without one they saturate at the published limits only, as before.
 
 - :func:`go_to_goal` -- proportional on distance and heading error, saturated.
 - :func:`pure_pursuit` -- follow a polyline by steering onto the arc through a point a
@@ -95,6 +103,7 @@ def go_to_goal(
     max_speed_mps: float | None = None,
     goal_tolerance_m: float = 0.1,
     params: QoloParams = QOLO,
+    envelope=None,
 ) -> tuple[float, float]:
     """Drive towards a goal point: proportional on distance and on heading error.
 
@@ -115,6 +124,8 @@ def go_to_goal(
         Cruise speed (default: the device's ``max_speed_mps``).
     goal_tolerance_m : float, default 0.1
         Closer than this, the command is zero.
+    envelope : TwistEnvelope, optional
+        If given, the command is then scaled into it (curvature kept).
 
     Examples
     --------
@@ -129,7 +140,12 @@ def go_to_goal(
     v_max = params.max_speed_mps if max_speed_mps is None else float(max_speed_mps)
     alpha = float(wrap_angle(np.arctan2(dy, dx) - theta))
     v = min(k_speed * rho, v_max) * max(np.cos(alpha), 0.0)
-    return saturate_twist(v, k_heading * alpha, params)
+    return _within(saturate_twist(v, k_heading * alpha, params), envelope)
+
+
+def _within(twist: tuple[float, float], envelope) -> tuple[float, float]:
+    """``envelope.clip(*twist)`` if an envelope is given, else the twist unchanged."""
+    return twist if envelope is None else envelope.clip(*twist)
 
 
 def lookahead_point(path_xy, position_xy, lookahead_m: float) -> tuple[np.ndarray, bool]:
@@ -174,13 +190,15 @@ def pure_pursuit(
     speed_mps: float = 1.0,
     goal_tolerance_m: float = 0.2,
     params: QoloParams = QOLO,
+    envelope=None,
 ) -> tuple[float, float]:
     """Follow a polyline with pure pursuit.
 
     The device steers onto the circular arc through the lookahead point:
     ``kappa = 2 sin(alpha) / L_d`` with ``alpha`` the bearing of the point in the body frame
     and ``L_d`` its distance; ``omega = v kappa``. Near the path's end the speed falls in
-    proportion to the remaining distance, and it stops within ``goal_tolerance_m``.
+    proportion to the remaining distance, and it stops within ``goal_tolerance_m``. With an
+    ``envelope``, the command is then scaled into it (curvature kept).
 
     Examples
     --------
@@ -197,9 +215,9 @@ def pure_pursuit(
     alpha = float(wrap_angle(np.arctan2(dy, dx) - theta))
     v = speed_mps if not at_end else min(speed_mps, speed_mps * distance / lookahead_m + 0.05)
     if abs(alpha) > np.pi / 2:  # the point is behind: turn towards it first
-        return saturate_twist(0.0, np.sign(alpha) * params.max_yaw_rate_radps / 2, params)
+        return _within(saturate_twist(0.0, np.sign(alpha) * params.max_yaw_rate_radps / 2, params), envelope)
     curvature = 2.0 * np.sin(alpha) / max(distance, 1e-9)
-    return saturate_twist(v, v * curvature, params)
+    return _within(saturate_twist(v, v * curvature, params), envelope)
 
 
 def safety_scale(distance_m, slow_distance_m: float = 1.5, stop_distance_m: float = 0.3):
@@ -308,6 +326,7 @@ def avoidance_twist(
     slow_distance_m: float = 1.5,
     stop_distance_m: float = 0.3,
     params: QoloParams = QOLO,
+    envelope=None,
 ) -> tuple[float, float]:
     """The user's twist bent away from the people ahead.
 
@@ -315,7 +334,8 @@ def avoidance_twist(
     pushes the heading away with weight ``1 - d / influence_m``, signed by the side the person
     is on: the yaw rate gets ``-k_turn * sum(weight * sign(bearing) * cos(bearing))`` (a person
     dead ahead turns the device right, by convention, so the result is deterministic). The
-    result then passes :func:`safety_filter`.
+    result is saturated (and scaled into ``envelope`` if one is given), then passes
+    :func:`safety_filter`.
     """
     people = np.asarray(people_xy, dtype=float).reshape(-1, 2)
     v, w = float(speed_mps), float(yaw_rate_radps)
@@ -328,7 +348,7 @@ def avoidance_twist(
     weight = np.where(ahead, 1.0 - np.clip(distance, 0.0, None) / influence_m, 0.0)
     side = np.where(bearing >= 0, 1.0, -1.0)
     w_avoid = w - k_turn * float(np.sum(weight * side * np.cos(bearing)))
-    v, w_avoid = saturate_twist(v, w_avoid, params)
+    v, w_avoid = _within(saturate_twist(v, w_avoid, params), envelope)
     return safety_filter(v, w_avoid, pose, people, slow_distance_m, stop_distance_m, params=params)
 
 
@@ -366,6 +386,8 @@ class SharedController:
         Share of the assistant's twist in free space.
     influence_m, stop_distance_m, slow_distance_m : float
         Distances of :func:`avoidance_twist` and :func:`safety_filter`.
+    envelope : TwistEnvelope, optional
+        If given, the avoidance twist and the result are scaled into it (curvature kept).
 
     Returns (from ``__call__``)
     ---------------------------
@@ -380,6 +402,7 @@ class SharedController:
         stop_distance_m: float = 0.3,
         k_turn: float = 3.0,
         params: QoloParams = QOLO,
+        envelope=None,
     ):
         if not 0.0 <= min_authority <= 1.0:
             raise ValueError("min_authority must be within [0, 1].")
@@ -389,6 +412,7 @@ class SharedController:
         self.stop_distance_m = stop_distance_m
         self.k_turn = k_turn
         self.params = params
+        self.envelope = envelope
 
     def __call__(self, user_twist: Sequence[float], pose, people_xy) -> tuple[tuple[float, float], float]:
         v_u, w_u = (float(a) for a in user_twist)
@@ -402,6 +426,7 @@ class SharedController:
             self.slow_distance_m,
             self.stop_distance_m,
             self.params,
+            self.envelope,
         )
         clearance = approach_clearance(pose, v_u, w_u, people_xy, self.params)
         closeness = 1.0 - safety_scale(clearance, self.influence_m, self.stop_distance_m)
@@ -410,7 +435,7 @@ class SharedController:
         v, w = safety_filter(
             v, w, pose, people_xy, self.slow_distance_m, self.stop_distance_m, params=self.params
         )
-        return saturate_twist(v, w, self.params), authority
+        return _within(saturate_twist(v, w, self.params), self.envelope), authority
 
 
 def main() -> None:

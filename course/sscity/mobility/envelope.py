@@ -293,8 +293,12 @@ def derive_envelope(
             if w == 0.0:
                 return True
             return all(
-                twist_agrees((v, sign * w), measure_twist(v, sign * w, cfg, params=params, **sim_kwargs),
-                             tolerance, params)
+                twist_agrees(
+                    (v, sign * w),
+                    measure_twist(v, sign * w, cfg, params=params, **sim_kwargs),
+                    tolerance,
+                    params,
+                )
                 for sign in (1.0, -1.0)
             )
 
@@ -360,7 +364,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     for config in ("seated", "standing"):
         for v, w in ((0.0, QOLO.max_yaw_rate_radps), saturate_twist(1.5, 5.0)):
             va, wa = measure_twist(v, w, config)
-            print(f"{config:8s} commanded ({v:.2f} m/s, {w:.2f} rad/s) -> achieved ({va:+.3f} m/s, {wa:.3f} rad/s)")
+            print(
+                f"{config:8s} commanded ({v:.2f} m/s, {w:.2f} rad/s) -> "
+                f"achieved ({va:+.3f} m/s, {wa:.3f} rad/s)"
+            )
     for config in ("empty", "seated", "standing"):
         env = derive_envelope(config) if "--derive" in args else reachable_envelope(config)
         print(f"{config}: max yaw rate (rad/s) at {env.speeds_mps} m/s:")

@@ -23,6 +23,16 @@ Controllers (``controller=``):
 - ``"shared"`` -- a scripted user steers at the goal with a joystick (with a seeded, slowly
   wandering hand error), blended with avoidance by :class:`~sscity.mobility.control.SharedController`.
 
+Every command is scaled into the device's *reachable envelope* (``envelope="auto"``: the twists
+the simulated device with this posture actually follows, :mod:`~sscity.mobility.envelope`)
+before the rate limiter: the nominal controller's and the scripted user's commands, and the
+executed one. ``envelope=None`` keeps only the published drive limits (the behaviour before
+the envelope existed).
+
+The logged ``min_distance_m`` is measured to CrowdBot's evaluation capsule (``footprint=``,
+default ``"crowdbot"``; see :mod:`~sscity.mobility.metrics`); the safety layer itself keeps the
+RDS controller's capsule.
+
 Everything random -- the crowd's start, the desired speeds, the scripted joystick -- comes
 from ``numpy.random.default_rng(seed)``; the physics is deterministic, so the same seed gives
 the same log, row for row.
@@ -84,12 +94,17 @@ class EpisodeResult:
     frames: list = field(default_factory=list)
 
 
-def _scripted_joystick(rng, pose, goal_xy, cruise_mps: float, wander: float):
-    """A user pointing the joystick at the goal, with a slowly wandering aiming error."""
+def _scripted_joystick(rng, pose, goal_xy, cruise_mps: float, wander: float, envelope=None):
+    """A user pointing the joystick at the goal, with a slowly wandering aiming error.
+
+    The joystick's range maps into the envelope (if given): a full deflection asks for no more
+    than the device can follow.
+    """
     x, y, theta = pose
     error = float(wrap_angle(np.arctan2(goal_xy[1] - y, goal_xy[0] - x) - theta)) + wander
     v = cruise_mps * max(np.cos(error), 0.0) * min(1.0, np.hypot(goal_xy[0] - x, goal_xy[1] - y))
-    return v, float(np.clip(1.5 * error, -QOLO.max_yaw_rate_radps, QOLO.max_yaw_rate_radps))
+    w = float(np.clip(1.5 * error, -QOLO.max_yaw_rate_radps, QOLO.max_yaw_rate_radps))
+    return (v, w) if envelope is None else envelope.clip(v, w)
 
 
 def run_episode(
@@ -110,6 +125,8 @@ def run_episode(
     frame_every_s: float | None = None,
     frame_size: tuple[int, int] = (240, 180),
     pedestrians_avoid_device: bool = True,
+    envelope="auto",
+    footprint="crowdbot",
 ) -> EpisodeResult:
     """Run one episode and return its log and metrics.
 
@@ -140,6 +157,12 @@ def run_episode(
         then the blind ``"go_to_goal"`` baseline collides.
     frame_every_s : float, optional
         Render a frame (pybullet's CPU renderer) every so many seconds, for a GIF.
+    envelope : "auto", None or TwistEnvelope, default "auto"
+        The twists commands are scaled into: ``"auto"`` is
+        :func:`~sscity.mobility.envelope.reachable_envelope` of ``config``; ``None`` applies the
+        published drive limits only.
+    footprint : "crowdbot", "rds", Capsule or QoloParams, default "crowdbot"
+        The capsule ``min_distance_m`` is measured to (CrowdBot's evaluation capsule).
 
     Returns
     -------
@@ -166,8 +189,17 @@ def run_episode(
     crowd = SCENARIOS[scenario](n_pedestrians, seed=int(crowd_seed))
     user_rng = np.random.default_rng(int(user_seed))
 
+    if isinstance(envelope, str):
+        if envelope != "auto":
+            raise ValueError(f"envelope must be 'auto', None or a TwistEnvelope; got {envelope!r}.")
+        from .envelope import reachable_envelope
+
+        envelope = reachable_envelope(config)
+    capsule = M.get_capsule(footprint)
     limiter = RateLimiter(dt)
-    shared = SharedController(slow_distance_m=slow_distance_m, stop_distance_m=stop_distance_m)
+    shared = SharedController(
+        slow_distance_m=slow_distance_m, stop_distance_m=stop_distance_m, envelope=envelope
+    )
     n_control = int(np.floor(duration_s * control_hz + 1e-9))
     columns = [
         "t_s",
@@ -201,20 +233,25 @@ def run_episode(
             pose, (v_meas, w_meas), tilt_rad = sim.state()
             tilt_deg = float(np.degrees(tilt_rad))
             people = crowd.positions
-            d = M.capsule_distance(pose, people) if n_pedestrians else np.array([np.inf])
+            d = M.capsule_distance(pose, people, capsule) if n_pedestrians else np.array([np.inf])
             near = np.linalg.norm(people - pose[:2], axis=1) if n_pedestrians else np.array([])
             # --- controller ---------------------------------------------------------------
             authority = 0.0
             if controller == "shared":
                 wander = 0.97 * wander + 0.03 * user_rng.normal(0.0, 0.6)
-                user = _scripted_joystick(user_rng, pose, goal_xy, cruise_speed_mps, wander)
+                user = _scripted_joystick(user_rng, pose, goal_xy, cruise_speed_mps, wander, envelope)
                 command, authority = shared(user, pose, people)
             else:
                 user = go_to_goal(
-                    pose, goal_xy, max_speed_mps=cruise_speed_mps, goal_tolerance_m=goal_tolerance_m
+                    pose,
+                    goal_xy,
+                    max_speed_mps=cruise_speed_mps,
+                    goal_tolerance_m=goal_tolerance_m,
+                    envelope=envelope,
                 )
                 command = user
                 if controller == "safe_go_to_goal":
+                    # scaling both v and omega down keeps a twist inside the envelope
                     command = safety_filter(*user, pose, people, slow_distance_m, stop_distance_m)
             v_cmd, w_cmd = limiter(*command)
             rows[k] = (
@@ -268,6 +305,9 @@ def episode_metrics(log: pd.DataFrame, goal_xy, v_max_mps: float = 1.0) -> dict:
     device's limits (1.5 m/s, 4.124 rad/s) rather than by the run's largest command as in the
     CrowdBot code, so runs with different controllers compare on one scale; agreement and
     contribution compare the user's (or the nominal controller's) command with the executed one.
+    ``jerk`` and ``relative_jerk`` (:func:`~sscity.mobility.metrics.relative_jerk`) are taken on
+    the executed command from its first non-zero sample to the point closest to the goal, as
+    CrowdBot does.
     """
     t = log["t_s"].to_numpy()
     poses = log[["x_m", "y_m", "theta_rad"]].to_numpy()
@@ -277,6 +317,12 @@ def episode_metrics(log: pd.DataFrame, goal_xy, v_max_mps: float = 1.0) -> dict:
     moving = (v != 0) | (w != 0)
     if moving.sum() >= 2:
         out.update(M.fluency(v, w, QOLO.max_speed_mps, QOLO.max_yaw_rate_radps))
+    first = int(np.argmax(moving)) if moving.any() else 0
+    if out["end_index"] - first >= 2:
+        cut = slice(first, out["end_index"] + 1)
+        jerk = M.relative_jerk(t[cut], v[cut], w[cut])
+        out["jerk"] = jerk["jerk"]
+        out["relative_jerk"] = jerk["relative_jerk"]
     if ((vu != 0) | (wu != 0)).any():
         out["agreement"] = M.agreement(vu, wu, v, w)
         out["contribution"] = M.contribution(vu, wu, v, w)

@@ -127,9 +127,7 @@ def get_capsule(footprint="crowdbot") -> Capsule:
         return CROWDBOT_CAPSULE
     if footprint == "rds":
         return RDS_CAPSULE
-    raise ValueError(
-        f"Unknown footprint {footprint!r}: use 'crowdbot', 'rds', a Capsule or a QoloParams."
-    )
+    raise ValueError(f"Unknown footprint {footprint!r}: use 'crowdbot', 'rds', a Capsule or a QoloParams.")
 
 
 def _as_xy(xy, name: str = "xy") -> np.ndarray:

@@ -3,7 +3,10 @@
 - :func:`render_frame` asks pybullet's CPU renderer (``ER_TINY_RENDERER``; no GPU, no
   window) for an RGB image from a camera that follows the device.
 - :func:`save_png` and :func:`save_gif` write frames with Pillow. Keep GIFs small -- a few
-  dozen frames of 320 x 240 -- so notebooks stay light.
+  dozen frames of 320 x 240 -- so notebooks stay light. A GIF loops forever, so it holds its
+  last frame for ``hold_last_ms`` (1.5 s) before starting again: the reader sees where the run
+  ended. :func:`frame_strip` lays a few frames side by side in one still image, for print
+  and for readers who prefer not to watch an animation.
 - :func:`plot_scene` draws the scene from above with matplotlib in the course style: the
   device's path, its capsule footprint, pedestrians and their tracks, walls and the goal.
   Information is never carried by colour alone: every element has a marker or line style
@@ -21,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import pybullet as pb
 
-from .metrics import capsule_distance  # noqa: F401  (documented companion of the plot)
-from .params import QOLO, QoloParams
+from .metrics import capsule_distance, get_capsule  # noqa: F401  (capsule_distance: the plot's companion)
+from .params import QoloParams
 
-__all__ = ["capsule_outline", "plot_scene", "render_frame", "save_gif", "save_png"]
+__all__ = ["capsule_outline", "frame_strip", "plot_scene", "render_frame", "save_gif", "save_png"]
 
 
 def render_frame(
@@ -79,27 +82,70 @@ def save_png(frame: np.ndarray, path: str | Path) -> Path:
     return path
 
 
-def save_gif(frames: Sequence[np.ndarray], path: str | Path, frame_ms: int = 100, colours: int = 64) -> Path:
-    """Write frames as a looping animated GIF (palette of ``colours`` colours); returns the path."""
+def save_gif(
+    frames: Sequence[np.ndarray],
+    path: str | Path,
+    frame_ms: int = 100,
+    colours: int = 64,
+    hold_last_ms: int = 1500,
+) -> Path:
+    """Write frames as a looping animated GIF (palette of ``colours`` colours); returns the path.
+
+    Every frame shows for ``frame_ms``; the last one for ``hold_last_ms`` (1.5 s; at least
+    ``frame_ms``), a pause before the loop starts again. ``hold_last_ms=0`` gives the last
+    frame the same time as the others.
+    """
     from PIL import Image
 
     if len(frames) == 0:
         raise ValueError("save_gif needs at least one frame.")
+    if frame_ms <= 0 or hold_last_ms < 0:
+        raise ValueError("frame_ms must be > 0 and hold_last_ms >= 0 (milliseconds).")
     images = [
         Image.fromarray(_check_frame(f)).convert("P", palette=Image.Palette.ADAPTIVE, colors=colours)
         for f in frames
     ]
+    durations = [int(frame_ms)] * len(images)
+    durations[-1] = max(int(frame_ms), int(hold_last_ms))
     path = Path(path)
     images[0].save(
         path,
         format="GIF",
         save_all=True,
         append_images=images[1:],
-        duration=int(frame_ms),
+        duration=durations if len(images) > 1 else durations[0],
         loop=0,
         optimize=True,
     )
     return path
+
+
+def frame_strip(frames: Sequence[np.ndarray], n: int = 5, gap_px: int = 4) -> np.ndarray:
+    """``n`` frames, evenly spaced from the first to the last, side by side in one RGB image.
+
+    A still alternative to :func:`save_gif`: save it with :func:`save_png` or show it with
+    ``imshow``. White gaps of ``gap_px`` pixels separate the frames.
+
+    Returns
+    -------
+    ndarray, shape (height, n * width + (n - 1) * gap_px, 3), uint8
+    """
+    if len(frames) == 0:
+        raise ValueError("frame_strip needs at least one frame.")
+    if n < 1 or gap_px < 0:
+        raise ValueError("n must be >= 1 and gap_px >= 0.")
+    checked = [_check_frame(f) for f in frames]
+    if len({f.shape for f in checked}) != 1:
+        raise ValueError("All frames must have the same size.")
+    picks = np.unique(np.round(np.linspace(0, len(checked) - 1, min(n, len(checked)))).astype(int))
+    height = checked[0].shape[0]
+    gap = np.full((height, gap_px, 3), 255, dtype=np.uint8)
+    parts = []
+    for k, index in enumerate(picks):
+        if k:
+            parts.append(gap)
+        parts.append(checked[index])
+    return np.concatenate(parts, axis=1)
 
 
 def _check_frame(frame) -> np.ndarray:
@@ -111,10 +157,15 @@ def _check_frame(frame) -> np.ndarray:
     return frame
 
 
-def capsule_outline(pose, params: QoloParams = QOLO, n: int = 25) -> np.ndarray:
-    """Closed outline ``(2n + 1, 2)`` of the capsule footprint at ``pose``, for plotting."""
+def capsule_outline(pose, params="crowdbot", n: int = 25) -> np.ndarray:
+    """Closed outline ``(2n + 1, 2)`` of a capsule footprint at ``pose``, for plotting.
+
+    ``params`` is the footprint as in :func:`~sscity.mobility.metrics.capsule_distance`:
+    CrowdBot's evaluation capsule by default, ``"rds"`` or a QoloParams for the controller's.
+    """
     x, y, theta = (float(a) for a in pose)
-    r, front, rear = params.footprint_radius_m, params.footprint_front_m, params.footprint_rear_m
+    capsule = get_capsule(params)
+    r, front, rear = capsule.radius_m, capsule.front_m, capsule.rear_m
     a_front = np.linspace(-np.pi / 2, np.pi / 2, n)
     a_rear = np.linspace(np.pi / 2, 3 * np.pi / 2, n)
     local = np.vstack(
@@ -135,10 +186,13 @@ def plot_scene(
     walls=(),
     ax=None,
     title: str | None = None,
-    params: QoloParams = QOLO,
+    params: QoloParams | str = "crowdbot",
     pedestrian_radius_m: float = 0.25,
 ):
     """Top-down plot of a run: device path and footprint, pedestrians, walls and goal.
+
+    The footprint drawn is the capsule the distances are measured to (``params``, CrowdBot's
+    evaluation capsule by default, as :func:`~sscity.mobility.metrics.capsule_distance`).
 
     Parameters
     ----------

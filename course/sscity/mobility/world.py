@@ -119,8 +119,8 @@ class QoloSim:
     tread_width_m : float, default 0.002
         Width of the wheels' *collision* cylinders (the line where a rounded tyre touches the
         ground; the drawn wheels stay 5 cm wide). The rolling contact may still sit on one
-        edge, 1 mm off the wheel's mid-plane. 0.05 restores the flat 5-cm cylinders, whose rolling contact sits
-        on one rim edge (see the module docstring).
+        edge, 1 mm off the wheel's mid-plane. 0.05 restores the flat 5-cm cylinders, whose
+        rolling contact sits on one rim edge, 2.5 cm off (see the module docstring).
     start_pose : (x_m, y_m, theta_rad), default (0, 0, 0)
         Where the device starts.
     contact_release_s : float, default 0.5
