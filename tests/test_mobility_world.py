@@ -49,7 +49,7 @@ def test_no_downloaded_assets():
 
 
 def test_straight_five_seconds_at_one_metre_per_second():
-    """Ideal: 5.00 m. Tolerance 2 %: the tyres creep about 0.8 % in the simulation."""
+    """Ideal: 5.00 m once at speed (the simulation gives 5.001 m). Tolerance 2 %."""
     with QoloSim(seed=0) as sim:
         _drive(sim, 1.0, 0.0, 1.0)  # run-up: reach 1 m/s first
         start = sim.pose()
