@@ -38,7 +38,7 @@ def test_twist_agrees_by_hand():
     assert twist_agrees((0.5, 1.0), (0.47, 0.98))  # 0.4796 m for 0.5 m: 4 %
     assert not twist_agrees((0.5, 1.0), (0.40, 1.0))  # 0.40 m for 0.50 m: 20 %
     assert not twist_agrees((0.5, 1.0), (0.5, 1.15))  # yaw rate 15 % high
-    assert not twist_agrees((0.79, 2.63), (0.07, 3.17))  # the 2-cm circle for a 30-cm one
+    assert not twist_agrees((0.79, 2.63), (0.07, 3.17))  # a 2-cm circle for a 30-cm one
     # tighter than the half track: 10 % of 0.274 m, 2.7 cm, is allowed
     assert twist_agrees((0.1, 2.0), (0.08, 2.0))  # 4 cm for 5 cm
     assert not twist_agrees((0.1, 2.0), (0.02, 2.0))  # 1 cm for 5 cm

@@ -6,9 +6,9 @@ rider whose centre of mass sits 0.21 m *behind* the axle. In this simulation, sp
 turning tightly throws that mass outwards and backwards onto the (frictionless) rear caster,
 the driven wheels lose their load and slide, and the device turns at a different rate and on
 a different circle than it was told. Examples (``python -m sscity.mobility.envelope``):
-told to spin on the spot at 4.124 rad/s, the seated device settles near 2.2 rad/s with its
-axle sliding backwards; told to drive the saturated twist (0.79 m/s, 2.63 rad/s), a 0.30 m
-circle, it spins on a circle of a few centimetres.
+told to spin on the spot at 4.124 rad/s, the device settles near 2.1 rad/s seated and
+1.7 rad/s standing, its axle sliding backwards; told to drive the saturated twist
+(0.79 m/s, 2.63 rad/s), a circle of radius 0.30 m, it drives one of about 0.07 m.
 
 These are **properties of this simulation model with its stated parameters** (the assumed
 rear-caster position and chassis, tyre friction 1.0, pybullet's contact solver), not general
