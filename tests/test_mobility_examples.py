@@ -11,6 +11,7 @@ MODULES = (
     "params",
     "kinematics",
     "world",
+    "envelope",
     "control",
     "crowd",
     "metrics",
