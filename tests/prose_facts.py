@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import nbformat
@@ -19,7 +19,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@lru_cache(maxsize=None)
+@cache
 def module_text(module: str) -> str:
     """Every markdown cell of the module's source notebooks and its README, one string.
 
