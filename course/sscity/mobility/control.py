@@ -127,6 +127,16 @@ def go_to_goal(
     envelope : TwistEnvelope, optional
         If given, the command is then scaled into it (curvature kept).
 
+    Notes
+    -----
+    On ideal kinematics behind a :class:`RateLimiter` the default gains settle on the goal
+    without swinging. On the simulated device (:class:`~sscity.mobility.world.QoloSim`, seated,
+    starting with the goal behind it) the heading overshoots: spinning at about 3.4 rad/s the
+    tyres slide. That overshoot is a property of this simulation model with its stated and
+    assumed parameters (rider's centre of mass behind the axle, frictionless caster at an
+    assumed position, tyre friction 1.0), not of the controller alone and not a measurement
+    of Qolo; passing ``envelope=reachable_envelope("seated")`` reduces it.
+
     Examples
     --------
     >>> go_to_goal([0, 0, 0], [10, 0], max_speed_mps=1.0)
