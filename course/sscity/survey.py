@@ -343,7 +343,9 @@ def logit_interval(k, n, level: float = 0.95):
     if edge.any():
         warnings.warn(
             f"logit_interval: {int(edge.sum())} of {edge.size} intervals have k = 0 or k = n, "
-            "where the log-odds are infinite; the Wilson interval is returned for those.",
+            "where the log-odds are infinite; the Wilson interval is returned for those. / "
+            f"logit_interval：{edge.size} 個のうち {int(edge.sum())} 個の区間で k = 0 または k = n "
+            "のため対数オッズが無限大になります。それらには Wilson 区間を返します。",
             LogitEdgeWarning, stacklevel=2)
         w_lower, w_upper = (np.asarray(a) for a in wilson_interval(k, n, level))
         lower = np.where(edge, w_lower, lower)
