@@ -188,23 +188,28 @@ CASES = [
      lambda: integrate_unicycle([0, 0, 0], 1.0, 0.3, 10.0)[1], False),
     # section 4: validation
     ("4.78 m, not 5.", "4.78", lambda: _step_run()["distance"], False),
-    ("the device needs about 0.45 s to reach 1 m/s", "0.45", lambda: _step_run()["time_to_1"], False),
+    ("the device needs about 0.46 s to reach 1 m/s", "0.46", lambda: _step_run()["time_to_1"], False),
     ("loses about 0.22 m on the way", "0.22", lambda: 5 - _step_run()["distance"], False),
     ("That grip limit, about 2.2 m/s²", "2.2", lambda: _step_run()["grip"], False),
-    ("follows the ideal of its own commands to within 0.04 rad and 0.17 m", "0.04",
+    ("follows the ideal of its own commands to within 0.04 rad and 0.15 m", "0.04",
      lambda: _turn_run()["heading_error"], False),
-    ("follows the ideal of its own commands to within 0.04 rad and 0.17 m", "0.17",
+    ("follows the ideal of its own commands to within 0.04 rad and 0.15 m", "0.15",
      lambda: _turn_run()["position_error"], False),
-    ("The measured twist at the end is 0.993 m/s and 0.305 rad/s", "0.993",
+    ("The measured twist at the end is 1.000 m/s and 0.305 rad/s", "1.000",
      lambda: _turn_run()["v_end"], False),
-    ("The measured twist at the end is 0.993 m/s and 0.305 rad/s", "0.305",
+    ("The measured twist at the end is 1.000 m/s and 0.305 rad/s", "0.305",
      lambda: _turn_run()["w_end"], False),
     # section 7: the crowd crossing
     ("is even the fastest (20.2 s)", "20.2", lambda: _metric(True, "go_to_goal", "time_to_goal_s"), False),
-    ("overlaps a pedestrian four times (down to −0.40 m", "−0.40",
+    ("overlaps a pedestrian five times (down to −0.44 m", "−0.44",
      lambda: _metric(False, "go_to_goal", "min_distance_m"), False),
-    ("agreement 0.92, the assistant", "0.92", lambda: _metric(False, "shared", "agreement"), False),
-    ("left: the blind `go_to_goal` at t = 10.6 s", "10.6", lambda: _closest_time("go_to_goal"), False),
+    ("agreement 0.89, the assistant", "0.89", lambda: _metric(False, "shared", "agreement"), False),
+    ("and keeps at least 0.20 m", "0.20", lambda: _metric(False, "safe_go_to_goal", "min_distance_m"), False),
+    ("it overlaps them six times and is the slowest (31.5 s)", "31.5",
+     lambda: _metric(False, "shared", "time_to_goal_s"), False),
+    ("on the right the device has stopped short with 0.20 m to spare", "0.20",
+     lambda: _metric(False, "safe_go_to_goal", "min_distance_m"), False),
+    ("blind `go_to_goal` at t = 5.2 s", "5.2", lambda: _closest_time("go_to_goal"), False),
     ("right: `safe_go_to_goal` at t = 9.3 s", "9.3", lambda: _closest_time("safe_go_to_goal"), False),
     # section 8: tip-over
     ("facing down a 1:12 ramp, standing still leaves 2.0 m/s²", "2.0",
@@ -238,6 +243,20 @@ def test_quoted_number_matches_the_computation(quote, number, compute, percent):
     check_quoted(MODULE, quote, number, compute(), percent=percent)
 
 
+def test_counts_the_prose_states_in_words():
+    """Counts written as words: virtual collisions, contacts, frames of the crossing."""
+    from prose_facts import module_text
+    text = module_text(MODULE)
+    assert "the blind controller overlaps a pedestrian five times" in text
+    assert _metric(False, "go_to_goal", "virtual_collisions") == 5
+    assert "touches people four times in pybullet" in text
+    assert _metric(False, "go_to_goal", "contact_onsets") == 4
+    assert "it overlaps them six times" in text and "dips below 0 six times" in text
+    assert _metric(False, "shared", "virtual_collisions") == 6
+    assert all(_metric(True, name, "virtual_collisions") == 0
+               for name in ("go_to_goal", "safe_go_to_goal", "shared"))
+
+
 def test_bounds_the_prose_states():
     """Numbers the prose gives as bounds or in words, not as rounded values."""
     from prose_facts import module_text
@@ -246,3 +265,107 @@ def test_bounds_the_prose_states():
     assert _cruise_error_percent() < 0.1
     assert "four steep deck segments, eight flights of stairs" in text
     assert (_barriers("deck"), _barriers("stairs")) == (4, 8)
+
+
+# --- section 5: going to a goal, and the reachable envelope -----------------------------------
+
+def _go(start, world: str, envelope=None):
+    from sscity.mobility import go_to_goal
+    limiter, log = RateLimiter(0.05), []
+    goal = (4.0, 3.0)
+    if world == "ideal":
+        pose = np.asarray(start, dtype=float)
+        for _ in range(240):
+            v, w = limiter(*go_to_goal(pose, goal))
+            log.append((*pose, v, w))
+            pose = integrate_unicycle(pose, v, w, 0.05)
+    else:
+        with QoloSim(seed=0, start_pose=start) as sim:
+            for _ in range(240):
+                pose, _, _ = sim.state()
+                command = go_to_goal(pose, goal)
+                v, w = limiter(*(envelope.clip(*command) if envelope else command))
+                log.append((*pose, v, w))
+                sim.step(v, w, n_steps=12)
+    log = np.array(log)
+    arrived = np.hypot(log[:, 0] - goal[0], log[:, 1] - goal[1]) < 0.2
+    return {"arrival": float(np.argmax(arrived) * 0.05), "omega": log[:, 4]}
+
+
+@cache
+def _facing_away(world: str, clipped: bool = False) -> dict:
+    from sscity.mobility import reachable_envelope
+    return _go((0.0, 0.0, math.pi), world, reachable_envelope("seated") if clipped else None)
+
+
+def _swing(k: int) -> float:
+    """The k-th turning point (|omega| > 0.5 rad/s) of the yaw-rate command, facing away."""
+    w = _facing_away("pybullet")["omega"]
+    turns = [w[i] for i in range(1, len(w) - 1)
+             if (w[i] - w[i - 1]) * (w[i + 1] - w[i]) < 0 and abs(w[i]) > 0.5]
+    return float(turns[k])
+
+
+@cache
+def _measured(v: float, w: float, posture: str) -> tuple[float, float]:
+    from sscity.mobility import measure_twist
+    return measure_twist(v, w, posture)
+
+
+CASES_5 = [
+    ("its yaw-rate command goes to about −3.4 rad/s, then +3.7 rad/s", "−3.4", lambda: _swing(0)),
+    ("its yaw-rate command goes to about −3.4 rad/s, then +3.7 rad/s", "+3.7", lambda: _swing(1)),
+    ("it arrives about 4.9 s later than on ideal kinematics", "4.9",
+     lambda: _facing_away("pybullet")["arrival"] - _facing_away("ideal")["arrival"]),
+    ("its largest yaw-rate command is 3.0 instead of 3.7 rad/s", "3.0",
+     lambda: float(np.abs(_facing_away("pybullet", True)["omega"]).max())),
+    ("its largest yaw-rate command is 3.0 instead of 3.7 rad/s", "3.7",
+     lambda: float(np.abs(_facing_away("pybullet")["omega"]).max())),
+    ("it arrives after 8.7 s instead of 10.9 s", "8.7", lambda: _facing_away("pybullet", True)["arrival"]),
+    ("it arrives after 8.7 s instead of 10.9 s", "10.9", lambda: _facing_away("pybullet")["arrival"]),
+    ("the seated device reaches only about 2.1 rad/s", "2.1",
+     lambda: _measured(0.0, QOLO.max_yaw_rate_radps, "seated")[1]),
+    ("standing, about 1.7 rad/s", "1.7", lambda: _measured(0.0, QOLO.max_yaw_rate_radps, "standing")[1]),
+    ("full turn, (0.79 m/s, 2.63 rad/s)", "0.79", lambda: saturate_twist(1.5, 5.0)[0]),
+    ("full turn, (0.79 m/s, 2.63 rad/s)", "2.63", lambda: saturate_twist(1.5, 5.0)[1]),
+    ("a circle of radius 0.30 m", "0.30", lambda: saturate_twist(1.5, 5.0)[0] / saturate_twist(1.5, 5.0)[1]),
+]
+
+
+@pytest.mark.parametrize(("quote", "number", "compute"), CASES_5,
+                         ids=[f"{q[:40]}|{n}" for q, n, _ in CASES_5])
+def test_section_5_numbers(quote, number, compute):
+    check_quoted(MODULE, quote, number, compute())
+
+
+def _envelope_at(posture: str, speed: float) -> float:
+    from sscity.mobility import reachable_envelope
+    return reachable_envelope(posture).max_yaw_rate(speed)
+
+
+def _published_at(speed: float) -> float:
+    return min(QOLO.max_yaw_rate_radps,
+               (QOLO.wheel_limit_radps * QOLO.wheel_radius_m - speed) / (QOLO.track_width_m / 2))
+
+
+def _crossing_end(controller: str) -> float:
+    return float(_episode(False, controller).log["t_s"].iloc[-1])
+
+
+CASES_MORE = [
+    ("seated, 3.15 rad/s on the spot and 2.03 rad/s at 0.5 m/s", "3.15", lambda: _envelope_at("seated", 0.0)),
+    ("seated, 3.15 rad/s on the spot and 2.03 rad/s at 0.5 m/s", "2.03", lambda: _envelope_at("seated", 0.5)),
+    ("against the published 4.124 and 3.69 rad/s", "3.69", lambda: _published_at(0.5)),
+    ("The safety layer costs about 3 s", "3",
+     lambda: (_metric(False, "safe_go_to_goal", "time_to_goal_s")
+              - _metric(False, "go_to_goal", "time_to_goal_s"))),
+    # assignment: the crowd figure
+    ("reaches the goal, between about 21 and 31 s", "21", lambda: _crossing_end("go_to_goal")),
+    ("reaches the goal, between about 21 and 31 s", "31", lambda: _crossing_end("shared")),
+]
+
+
+@pytest.mark.parametrize(("quote", "number", "compute"), CASES_MORE,
+                         ids=[f"{q[:40]}|{n}" for q, n, _ in CASES_MORE])
+def test_envelope_and_crossing_numbers(quote, number, compute):
+    check_quoted(MODULE, quote, number, compute())
