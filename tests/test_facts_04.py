@@ -359,6 +359,8 @@ CASES_MORE = [
     ("The safety layer costs about 3 s", "3",
      lambda: (_metric(False, "safe_go_to_goal", "time_to_goal_s")
               - _metric(False, "go_to_goal", "time_to_goal_s"))),
+    # assignment: task 3's statement
+    ("max_yaw_rate(0.5)` is about 1.75 rad/s", "1.75", lambda: _envelope_at("standing", 0.5)),
     # assignment: the crowd figure
     ("reaches the goal, between about 21 and 31 s", "21", lambda: _crossing_end("go_to_goal")),
     ("reaches the goal, between about 21 and 31 s", "31", lambda: _crossing_end("shared")),

@@ -4,7 +4,7 @@ The solution notebook (with its hidden tests) is executed twice with nbclient, e
 fresh kernel whose working folder is a new temporary directory. Every text output (streams,
 ``text/plain`` results) must be identical, and so must every value the student computes,
 read at full precision by a probe cell appended to the notebook: the wheel speeds that reach
-a point, the waypoint drive (its whole log, hashed bit for bit), the pybullet poses, the
+a point, the waypoint drive (its whole log, hashed bit for bit), the pybullet path errors, the
 social-force step, the crowd episodes (their whole logs and pedestrian tracks, hashed), the
 metrics, the steepest safe ramps and the places within reach.
 """
@@ -38,9 +38,7 @@ _values = {
     "wheels_to_reach": [float(w) for w in wheels_to_reach(-1.0, 2.5, 6.0)],
     "concourse_log": _digest(concourse_log.to_numpy(dtype=float)),
     "concourse_end": [float(c) for c in concourse_log.iloc[-1][["x_m", "y_m"]]],
-    "turn_sim": [float(c) for c in turn_sim],
-    "turn_ideal": [float(c) for c in turn_ideal],
-    "turn_errors": [float(heading_error_rad), float(position_error_m), bool(turn_within_tolerance)],
+    "path_errors": [float(inside_error_m), float(outside_error_m)],
     "social_step": [[float(c) for c in part]
                     for part in social_step((0.0, 0.0), (1.2, 0.0), (10.0, 0.0), 1.34, (0.8, 0.2))],
     "episodes": {name: [_digest(result.log.to_numpy(dtype=float)), _digest(result.pedestrians_xy)]
@@ -91,7 +89,7 @@ def test_student_values_are_identical_on_two_runs(two_runs):
     # and they are the values the module is about
     assert first["doorway_end"][:2] == pytest.approx([2.0, 1.5], abs=1e-9)
     assert math.hypot(first["concourse_end"][0] - 2.0, first["concourse_end"][1] - 7.0) < 0.15
-    assert first["turn_errors"][2] is True
+    assert 0 < first["path_errors"][0] < first["path_errors"][1]
     assert first["crowd_table"]["go_to_goal"]["virtual_collisions"] > 0
     assert first["crowd_table"]["safe_go_to_goal"]["virtual_collisions"] == 0
     assert 0 < first["ramps"][0] < first["ramps"][1] and first["ramps"][2] is False
