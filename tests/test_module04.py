@@ -5,7 +5,7 @@ fresh kernel whose working folder is a new temporary directory. Every text outpu
 ``text/plain`` results) must be identical, and so must every value the student computes,
 read at full precision by a probe cell appended to the notebook: the wheel speeds that reach
 a point, the waypoint drive (its whole log, hashed bit for bit), the pybullet path errors, the
-social-force step, the crowd episodes (their whole logs and pedestrian tracks, hashed), the
+walkers' closest approach, the crowd episodes (their whole logs and pedestrian tracks, hashed), the
 metrics, the steepest safe ramps and the places within reach.
 """
 
@@ -39,8 +39,7 @@ _values = {
     "concourse_log": _digest(concourse_log.to_numpy(dtype=float)),
     "concourse_end": [float(c) for c in concourse_log.iloc[-1][["x_m", "y_m"]]],
     "path_errors": [float(inside_error_m), float(outside_error_m)],
-    "social_step": [[float(c) for c in part]
-                    for part in social_step((0.0, 0.0), (1.2, 0.0), (10.0, 0.0), 1.34, (0.8, 0.2))],
+    "walkers": [float(passing_gap_m), float(widening_m), float(closest_approach(-0.5, 1.1))],
     "episodes": {name: [_digest(result.log.to_numpy(dtype=float)), _digest(result.pedestrians_xy)]
                  for name, result in episodes.items()},
     "crowd_table": {name: {column: float(value) for column, value in row.items()}
@@ -90,6 +89,7 @@ def test_student_values_are_identical_on_two_runs(two_runs):
     assert first["doorway_end"][:2] == pytest.approx([2.0, 1.5], abs=1e-9)
     assert math.hypot(first["concourse_end"][0] - 2.0, first["concourse_end"][1] - 7.0) < 0.15
     assert 0 < first["path_errors"][0] < first["path_errors"][1]
+    assert first["walkers"][1] > 0
     assert first["crowd_table"]["go_to_goal"]["virtual_collisions"] > 0
     assert first["crowd_table"]["safe_go_to_goal"]["virtual_collisions"] == 0
     assert 0 < first["ramps"][0] < first["ramps"][1] and first["ramps"][2] is False
