@@ -6,7 +6,7 @@ fresh kernel whose working folder is a new temporary directory. Every text outpu
 read at full precision by a probe cell appended to the notebook: the wheel speeds that reach
 a point, the waypoint drive (its whole log, hashed bit for bit), the pybullet path errors, the
 walkers' closest approach, the crowd episodes (their whole logs and pedestrian tracks, hashed), the
-metrics, the steepest safe ramps and the places within reach.
+metrics and how often the assistant takes over, the steepest safe ramps and the places within reach.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ _values = {
                  for name, result in episodes.items()},
     "crowd_table": {name: {column: float(value) for column, value in row.items()}
                     for name, row in crowd_table.to_dict(orient="index").items()},
-    "shared_control": [float(shared_agreement), float(shared_contribution)],
+    "takeover": [float(takeover_blocked), float(takeover_free)],
     "ramps": [float(standing_emergency_percent), float(seated_emergency_percent),
               bool(standing_emergency_ok_on_1_12)],
     "campus_reach": {name: int(value) for name, value in campus_reach.items()},
@@ -90,6 +90,7 @@ def test_student_values_are_identical_on_two_runs(two_runs):
     assert math.hypot(first["concourse_end"][0] - 2.0, first["concourse_end"][1] - 7.0) < 0.15
     assert 0 < first["path_errors"][0] < first["path_errors"][1]
     assert first["walkers"][1] > 0
+    assert 0 < first["takeover"][1] < first["takeover"][0] < 1
     assert first["crowd_table"]["go_to_goal"]["virtual_collisions"] > 0
     assert first["crowd_table"]["safe_go_to_goal"]["virtual_collisions"] == 0
     assert 0 < first["ramps"][0] < first["ramps"][1] and first["ramps"][2] is False
