@@ -59,6 +59,7 @@ def test_wilson_matches_statsmodels(k, n, level):
     np.testing.assert_allclose(wilson_interval(k, n, level), expected, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.filterwarnings("ignore::sscity.survey.LogitEdgeWarning")  # k = 0 and n on purpose
 def test_intervals_are_vectorised():
     k, n = np.array([0, 5, 20]), np.array([20, 20, 20])
     for interval in (wilson_interval, logit_interval):
