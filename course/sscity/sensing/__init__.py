@@ -1,0 +1,15 @@
+"""Edge sensing (module 03): from raw signal to city entity under radio, energy and privacy limits.
+
+One idea per file:
+
+- ``lora``     LoRa time on air (Semtech's formula), AS923 payload limits, ARIB STD-T108
+               transmission rules, battery life of a duty-cycled station.
+- ``mesh``     JIS X 0410 grid-square (mesh) codes and k-suppressed aggregation to cells.
+- ``filters``  smoothing and despiking filters, fault detectors and their evaluation
+               against labels (precision, recall, detection delay).
+- ``payload``  packing readings into compact binary frames and decoding them with clear
+               errors on truncated or corrupt frames.
+- ``privacy``  why hashed MAC addresses are not anonymous, and counting without identifiers.
+
+Import from the submodules, e.g. ``from sscity.sensing.lora import time_on_air``.
+"""
