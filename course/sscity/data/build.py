@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import datasets_dir
+from .campussensors import CAMPUS_SENSORS_FILES, CAMPUS_SENSORS_SEED, write_campus_sensors
 from .citysensors import CITY_SENSORS_FILES, CITY_SENSORS_SEED, write_city_sensors
 from .happiness import SURVEY_SEED, write_survey
 from .sidewalks import SIDEWALKS_SEED, write_sidewalks
@@ -48,6 +49,8 @@ GENERATED = (
               lambda folder: write_sidewalks(folder, SIDEWALKS_SEED), SIDEWALKS_SEED),
     Generated("tsukuba-city-sensors", CITY_SENSORS_FILES,
               lambda folder: write_city_sensors(folder, CITY_SENSORS_SEED), CITY_SENSORS_SEED),
+    Generated("campus-sensors", CAMPUS_SENSORS_FILES,
+              lambda folder: write_campus_sensors(folder, CAMPUS_SENSORS_SEED), CAMPUS_SENSORS_SEED),
 )
 
 
