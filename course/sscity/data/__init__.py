@@ -189,6 +189,7 @@ def write_manifest(root: Path | None = None) -> Path:
 
 
 # Loaders read through dataset_path, defined above.
+from .campussensors import load_campus_sensors  # noqa: E402
 from .loaders import (  # noqa: E402
     load_city_sensors,
     load_districts,
@@ -200,6 +201,7 @@ from .loaders import (  # noqa: E402
 )
 
 __all__ += [
+    "load_campus_sensors",
     "load_city_sensors",
     "load_districts",
     "load_landmarks",
