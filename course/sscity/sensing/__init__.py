@@ -10,6 +10,12 @@ One idea per file:
 - ``payload``  packing readings into compact binary frames and decoding them with clear
                errors on truncated or corrupt frames.
 - ``privacy``  why hashed MAC addresses are not anonymous, and counting without identifiers.
+- ``embedded`` scikit-learn tree models exported to C with emlearn, compiled and run; their
+               agreement with scikit-learn and their flash and RAM footprint (host, Cortex-M4).
+- ``gateway``  decoding frames into NGSI-LD entities for the city platform, with bad frames
+               counted and dead-lettered, never half-stored.
+
+The station data these work on: ``sscity.data.load_campus_sensors()`` (synthetic).
 
 Import from the submodules, e.g. ``from sscity.sensing.lora import time_on_air``.
 """
