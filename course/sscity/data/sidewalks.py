@@ -19,8 +19,8 @@ synthetic terrain (about 25-27 m above sea level, a mound in the park); the deck
 bridges about 5.5 m above the roads; slopes are *computed* from the elevations, so they are
 consistent with them.
 
-The numbers are drawn around the Japanese design standards of the reference
-(``shared/reference/mobility.md``): sidewalks mostly <= 5 % running slope and <= 1-2 %
+The numbers are drawn around the Japanese design standards (sources in the facts table of
+``solutions/04-mobility-control/README.md``): sidewalks mostly <= 5 % running slope and <= 1-2 %
 cross slope, 2 cm curbs at crossings (some older 5 cm ones, some flush), barrier-free ramps
 <= 1:12 (8.33 %) -- with a few deliberate exceptions (a 9-10 % deck approach, a 12 % park
 ramp, narrow lanes, gravel paths, stairs-only links) so that routing for different users

@@ -1,7 +1,7 @@
 """Crowd-navigation metrics in the style of the CrowdBot evaluation (EPFL LASA, MIT licence).
 
 The CrowdBot project drove Qolo through real crowds and scored every run with a few numbers
-(``epfl-lasa/crowdbot-evaluation-tools``; see ``shared/reference/mobility.md``):
+(``epfl-lasa/crowdbot-evaluation-tools``; sources in the facts table of module 04's README):
 
 =========================  ====================================================================
 path efficiency            time and path to a goal 20 m ahead, reached within 3.0 m;

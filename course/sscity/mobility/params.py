@@ -5,7 +5,7 @@ developed with EPFL LASA in the CrowdBot project): a passive exoskeleton with ga
 lets the rider rise from sitting to standing; two in-wheel motors drive it like a
 differential-drive robot; a rear caster carries part of the load.
 
-Sources (see ``shared/reference/mobility.md``):
+Sources (also in the facts table of ``solutions/04-mobility-control/README.md``):
 
 - Suzuki, "Qolo", IEEE Robotics & Automation Magazine, 2016, doi:10.1109/MRA.2015.2511684.
 - Paez-Granados, Kadone, Suzuki, IROS 2018 (the sit-to-stand exoskeleton).
