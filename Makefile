@@ -82,6 +82,7 @@ bench: setup
 	$(PYTHON) benchmarks/bench_course.py
 	$(PYTHON) benchmarks/bench_platform.py
 	$(PYTHON) benchmarks/bench_mobility.py
+	$(PYTHON) benchmarks/bench_sensing.py
 	$(PYTHON) benchmarks/bench_grading.py --students 40 --jobs $(JOBS)
 
 release: setup
