@@ -65,10 +65,11 @@ def errors(nb) -> list[tuple[int, str]]:
     return [(index, text) for index, kind, text in text_outputs(nb) if kind == "error"]
 
 
-def probe_values(nb, marker: str) -> dict:
-    """The JSON the probe cell (the last cell) printed after ``marker``."""
-    text = "".join(output["text"] for output in nb.cells[-1].get("outputs", [])
+def probe_values(nb, marker: str, cell: int = -1) -> dict:
+    """The JSON the probe cell (the last cell, or ``cell``) printed after ``marker``."""
+    text = "".join(output["text"] for output in nb.cells[cell].get("outputs", [])
                    if output["output_type"] == "stream" and output["name"] == "stdout")
     lines = [line for line in text.splitlines() if line.startswith(marker)]
-    assert len(lines) == 1, "the probe cell printed no values"
+    raised = [text for index, text in errors(nb) if index == cell % len(nb.cells)]
+    assert len(lines) == 1, f"the probe cell printed no values {raised}"
     return json.loads(lines[0][len(marker):])

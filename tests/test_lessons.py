@@ -18,12 +18,11 @@ mistakes; this checks the whole lesson at once.
 
 from __future__ import annotations
 
-import json
-
 import nbformat
 import pytest
 from conftest import ROOT
 from nbclient import NotebookClient
+from notebook_runs import errors, probe_values
 from sscity.course.notebooks import (
     cell_names,
     grade_id,
@@ -105,13 +104,6 @@ def _answer_names(assignment):
     return tests
 
 
-def _printed(cell, marker):
-    text = "".join(o.get("text", "") for o in cell.get("outputs", [])
-                   if o.get("output_type") == "stream")
-    assert marker in text, f"the probe printed nothing: {_error(cell) or text[-300:]}"
-    return json.loads(text.split(marker, 1)[1].splitlines()[0])
-
-
 def _solution_types(assignment, names, folder):
     """The type of each answer name after the solution ran (``_kind``)."""
     probe = _KIND + f"\nprint('TYPES' + _json.dumps({{n: _kind(globals()[n]) for n in {names!r} "
@@ -122,7 +114,7 @@ def _solution_types(assignment, names, folder):
     folder.mkdir()
     NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
                    resources={"metadata": {"path": str(folder)}}).execute()
-    return _printed(nb.cells[-1], "TYPES")
+    return probe_values(nb, "TYPES")
 
 
 def _lesson_then_tests(module_dir, types, tests):
@@ -154,13 +146,6 @@ def _lesson_then_tests(module_dir, types, tests):
     return nbformat.v4.new_notebook(cells=cells), lesson_end, probe, indexed
 
 
-def _error(cell) -> str | None:
-    for output in cell.get("outputs", []):
-        if output.get("output_type") == "error":
-            return f"{output['ename']}: {output['evalue']}"[:300]
-    return None
-
-
 @pytest.mark.parametrize("lesson", LESSONS, ids=[path.parent.name for path in LESSONS])
 def test_lesson_runs_and_pasting_it_passes_no_task(lesson, tmp_path, monkeypatch):
     monkeypatch.delenv("SSCITY_BROKER_URL", raising=False)  # the embedded broker, as on a laptop
@@ -175,19 +160,19 @@ def test_lesson_runs_and_pasting_it_passes_no_task(lesson, tmp_path, monkeypatch
     NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
                    resources={"metadata": {"path": str(tmp_path / "lesson")}}).execute()
 
-    lesson_errors = [(i, _error(c)) for i, c in enumerate(nb.cells[:lesson_end]) if _error(c)]
+    raised = dict(errors(nb))
+    lesson_errors = [(i, text) for i, text in raised.items() if i < lesson_end]
     assert not lesson_errors, (
         f"{module}: the lesson (or primer) stopped with an error: {lesson_errors[0]}")
-    setup_errors = [(i, _error(c)) for i, c in enumerate(nb.cells[lesson_end:probe], lesson_end)
-                    if _error(c)]
+    setup_errors = [(i, text) for i, text in raised.items() if lesson_end <= i < probe]
     assert not setup_errors, (
         f"{module}: an assignment setup cell failed after the lesson, so the checks below "
         f"would prove nothing: {setup_errors[0]}")
-    renamed = _printed(nb.cells[probe], "RENAMED")
+    renamed = probe_values(nb, "RENAMED", probe)
     assert not renamed["passed"], (
         f"{module}: tests passed with an answer name bound to a lesson value of the same "
         f"type (tasks solved by renaming a lesson result): {renamed['passed']}")
-    passed = [gid for index, gid in indexed.items() if _error(nb.cells[index]) is None]
+    passed = [gid for index, gid in indexed.items() if index not in raised]
     assert not passed, (
         f"{module}: with the lesson pasted in place of every answer, these autograded tests "
         f"still pass (tasks solved by copying the lesson): {passed}")

@@ -61,6 +61,7 @@ Examples
 
 from __future__ import annotations
 
+import binascii
 import datetime as _dt
 import math
 import numbers
@@ -151,34 +152,17 @@ class FrameError(ValueError):
 # --------------------------------------------------------------------------- CRC
 
 
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-        table.append(crc & 0xFFFF)
-    return tuple(table)
-
-
-_TABLE = _crc_table()
-
-
 def crc16_ccitt_false(data: bytes) -> int:
     """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, xorout 0) of ``data``.
 
-    Written out (one table look-up per byte) so that learners can see it; it equals
-    ``binascii.crc_hqx(data, 0xFFFF)``.
+    The standard library computes it: ``binascii.crc_hqx`` with the initial value 0xFFFF.
 
     Examples
     --------
     >>> hex(crc16_ccitt_false(b"123456789"))   # the catalogue's check value
     '0x29b1'
     """
-    crc = 0xFFFF
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _TABLE[(crc >> 8) ^ byte]
-    return crc
+    return binascii.crc_hqx(data, 0xFFFF)
 
 
 # --------------------------------------------------------------------------- packing
