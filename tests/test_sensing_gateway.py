@@ -324,3 +324,116 @@ def test_nothing_is_raised_out_of_handle(client):
     assert gateway.handle(TOPIC, 42).reason == "not_bytes"
     assert gateway.handle(b"city/tsukuba/sensors/7", pack_reading(READING)).reason == "bad_topic"
     assert gateway.stats["dead_lettered"] == 4 and stored(client) == 0
+
+
+# --------------------------------------------------------------------------- many at once
+
+
+def _mixed_messages() -> list[tuple]:
+    """Readings of three stations, two readings each per round, with every kind of refusal."""
+    messages = []
+    for k in range(4):
+        for station in (7, 8):
+            frame = pack_reading({**READING, "station_id": station, "timestamp": T0 + 600 * k,
+                                  "temperature_c": 20.0 + k + station / 100})
+            messages.append((f"city/tsukuba/sensors/{station}", frame))
+    good = pack_reading(READING)
+    messages += [
+        (TOPIC, good),  # a duplicate of station 7's first reading (stored above): stale by now
+        (TOPIC, messages[-2][1]),  # a redelivery of station 7's latest: duplicate
+        (TOPIC, good[:-1]),  # truncated
+        ("city/tsukuba/sensors/9", pack_reading({**READING, "station_id": 9})),  # unknown station
+        ("city/tsukuba/sensors/8", good),  # station mismatch
+        (TOPIC, pack_compact(READING, fields=["pm25_ugm3"])),  # compact: no timestamp ...
+        (TOPIC, pack_compact(READING, fields=["pm25_ugm3"]), T0 + 9000),  # ... unless received_at
+        (TOPIC, pack_reading({**READING, "timestamp": T0 + 9600, "temperature_c": 25.0})),
+    ]
+    return messages
+
+
+def _one_by_one(gateway, messages):
+    return [gateway.handle(topic, payload, received_at=rest[0] if rest else None)
+            for topic, payload, *rest in messages]
+
+
+def test_handle_many_gives_what_handle_gives_one_by_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("SSCITY_BROKER_URL", raising=False)
+    monkeypatch.delenv("SSCITY_TENANT_PREFIX", raising=False)
+    messages = _mixed_messages()
+    with Client(db=tmp_path / "one.db") as one, Client(db=tmp_path / "many.db") as many:
+        single, batched = Gateway(one, stations=STATIONS), Gateway(Spy(many), stations=STATIONS)
+        expected = _one_by_one(single, messages)
+        outcomes = batched.handle_many(messages)
+        assert [(o.status, o.reason, o.entity_ids) for o in outcomes] == \
+               [(o.status, o.reason, o.entity_ids) for o in expected]
+        assert batched.stats == single.stats
+        # The same dead letters (in the order refused: decoding refusals come before the rounds').
+        assert sorted(tuple(d)[:3] for d in batched.dead_letters) == \
+               sorted(tuple(d)[:3] for d in single.dead_letters)
+        stats = batched.stats
+        accounted = stats["stored"] + stats["dead_lettered"] + stats["duplicate"]
+        assert accounted == stats["received"] == len(messages)
+        for kind in TYPES:
+            assert sorted(map(str, many.query(type=kind, key_values=True))) == \
+                   sorted(map(str, one.query(type=kind, key_values=True)))
+        # The temporal history keeps every stored reading, as one by one does.
+        for entity_id in (AIR, "urn:ngsi-ld:AirQualityObserved:8"):
+            assert many.temporal(entity_id, temporal_values=True)["temperature"]["values"] == \
+                   one.temporal(entity_id, temporal_values=True)["temperature"]["values"]
+        # Far fewer requests: one per round (a round holds at most one reading per station).
+        assert len(batched.client.batches) == 6 < len(messages)  # 10 one by one
+        assert all(len({e["id"] for e in batch}) == len(batch) for batch in batched.client.batches)
+
+
+def test_handle_many_keeps_all_or_nothing_per_reading(client):
+    class RefuseStation8(Spy):
+        def batch_upsert(self, entities, mode="replace"):
+            self.batches.append(entities)
+            mangled = [{**e, "id": "not a uri"} if e["id"] == "urn:ngsi-ld:NoiseLevelObserved:8" else e
+                       for e in entities]
+            return self.client.batch_upsert(mangled, mode=mode)
+
+    spy = RefuseStation8(client)
+    gateway = Gateway(spy, stations=STATIONS)
+    frames = [(f"city/tsukuba/sensors/{s}", pack_reading({**READING, "station_id": s})) for s in (7, 8)]
+    outcomes = gateway.handle_many(frames)
+    assert [o.status for o in outcomes] == ["stored", "dead_lettered"]
+    assert outcomes[1].reason == "platform_error" and "not a uri" in outcomes[1].message
+    assert len(spy.batches) == 1 and len(spy.batches[0]) == 6  # both readings in one request
+    assert stored(client) == 3  # station 7's three entities; nothing of station 8 is left
+    assert {e["id"] for kind in TYPES for e in client.query(type=kind)} == {AIR, NOISE, CROWD}
+    assert gateway.stats["half_stored"] == 0 and gateway.dead_letters[0].payload == frames[1][1]
+
+
+def test_handle_many_splits_requests_but_never_a_reading(client):
+    stations = {s: (140.0 + s / 1000, 36.0) for s in range(1, 11)}
+    spy = Spy(client)
+    gateway = Gateway(spy, stations=stations)
+    frames = [(f"city/tsukuba/sensors/{s}", pack_reading({**READING, "station_id": s})) for s in stations]
+    outcomes = gateway.handle_many(frames, max_entities_per_request=7)
+    assert all(o.status == "stored" for o in outcomes) and stored(client) == 30
+    assert [len(batch) for batch in spy.batches] == [6] * 5  # two readings of 3 entities each
+    with pytest.raises(ValueError, match="/"):
+        gateway.handle_many(frames, max_entities_per_request=2)
+
+
+def test_handle_many_survives_an_unreachable_platform_and_bad_messages(monkeypatch):
+    monkeypatch.delenv("SSCITY_TENANT_PREFIX", raising=False)
+    with Client(url="http://127.0.0.1:1", timeout_s=1) as unreachable:
+        gateway = Gateway(unreachable, stations=STATIONS)
+        other = pack_reading({**READING, "station_id": 8})
+        outcomes = gateway.handle_many([(TOPIC, pack_reading(READING)), (TOPIC, None), "not a pair",
+                                        ("city/tsukuba/sensors/8", other)])
+    assert [o.reason for o in outcomes] == ["platform_error", "not_bytes", "bad_topic", "platform_error"]
+    assert gateway.stats["dead_lettered"] == gateway.stats["received"] == 4
+
+
+def test_handle_many_turns_a_gateway_bug_into_dead_letters(client):
+    class Broken(Spy):
+        def batch_upsert(self, entities, mode="replace"):
+            raise RuntimeError("boom")
+
+    gateway = Gateway(Broken(client), stations=STATIONS)
+    outcomes = gateway.handle_many([(TOPIC, pack_reading(READING))])
+    assert outcomes[0].reason == "internal_error" and "boom" in outcomes[0].message
+    assert gateway.stats["dead_lettered"] == gateway.stats["received"] == 1 and stored(client) == 0

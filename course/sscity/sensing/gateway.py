@@ -72,8 +72,10 @@ letter that :meth:`Gateway.handle` would have given it, in far fewer requests:
    unreachable) dead-letters every reading in it.
 
 What batching changes: the readings of one round reach the platform in one transaction
-(the embedded broker) instead of one each, so a subscriber is notified once per round, and
-``stats`` are updated when the batch is done rather than after each message.
+(the embedded broker) instead of one each, so a subscriber is notified once per round;
+``stats`` are complete when the batch is done rather than after each message; and
+``dead_letters`` hold the messages refused while decoding before those refused while
+writing.
 
 Example
 -------
@@ -489,6 +491,16 @@ class Gateway:
         # Round k writes the k-th accepted message of every station: no entity appears twice in a
         # request, each station's readings are written in order (so the temporal history keeps
         # every one), and the duplicate and stale checks see what the earlier rounds stored.
+        accepted = [(index, topic, raw) for waiting in queues.values() for index, topic, raw, *_ in waiting]
+        try:
+            self._write_rounds(queues, outcomes, max_entities_per_request)
+        except Exception as err:  # a bug of the gateway: what is not done yet is dead-lettered, not lost
+            for index, topic, raw in accepted:
+                if outcomes[index] is None:
+                    outcomes[index] = self._refusal(topic, raw, err)
+        return outcomes
+
+    def _write_rounds(self, queues: dict, outcomes: list, max_entities_per_request: int) -> None:
         while queues:
             writes = []
             for station in list(queues):
@@ -515,7 +527,6 @@ class Gateway:
                 size += len(write[5])
             if chunk:
                 self._write_round(chunk, outcomes)
-        return outcomes
 
     def _refusal(self, topic, raw, err: Exception) -> Outcome:
         """The dead-letter Outcome for an exception raised while handling one message."""
@@ -535,7 +546,9 @@ class Gateway:
         try:
             self._remember_stations([write[3] for write in writes])
             entities = [entity for write in writes for entity in write[5]]
-            result = self.client.batch_upsert(entities, mode="replace", chunk_size=len(entities))
+            # One request for the round (the client would split past its default of 1000 entities).
+            extra = {"chunk_size": len(entities)} if len(entities) > 1000 else {}
+            result = self.client.batch_upsert(entities, mode="replace", **extra)
         except Exception as err:  # nothing of the request was written: every reading is refused alike
             for index, topic, raw, _station, _timestamp, reading_entities in writes:
                 ids = tuple(e["id"] for e in reading_entities)
@@ -547,24 +560,26 @@ class Gateway:
                     refusal = err
                 outcomes[index] = self._refusal(topic, raw, refusal)
             return
-        errors = {}
-        for error in result.errors:
-            errors[error.get("entityId")] = error
+        errors = {error.get("entityId"): error for error in result.errors}
+        sent = {entity["id"] for entity in entities}
+        # An error naming no entity that was sent (a broker that rewrote or lost the id) cannot
+        # be pinned on one reading: every reading not confirmed whole is then refused.
+        unattributed = [error for entity_id, error in errors.items() if entity_id not in sent]
         succeeded = set(result.success)
         for index, topic, raw, station, timestamp, reading_entities in writes:
             ids = [e["id"] for e in reading_entities]
-            refused = [errors[i] for i in ids if i in errors]
-            if not refused:
+            if all(i in succeeded and i not in errors for i in ids):
                 for entity in reading_entities:
                     self._known[entity["id"]] = entity
                 outcomes[index] = self._stored(station, timestamp, reading_entities)
                 continue
+            refused = [errors[i] for i in ids if i in errors] or unattributed or [
+                {"entityId": i, "error": {"detail": "not confirmed by the broker"}}
+                for i in ids if i not in succeeded]
             try:
                 self._compensate(refused, [i for i in ids if i in succeeded], ids)
             except Exception as err:
                 outcomes[index] = self._refusal(topic, raw, err)
-
-    # -- writing -----------------------------------------------------------------------
 
     # -- writing -----------------------------------------------------------------------
 
