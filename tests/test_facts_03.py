@@ -1,0 +1,261 @@
+"""Module 03: the numbers its prose quotes are what ``sscity.sensing`` computes.
+
+Each case quotes the exact phrase of a lesson or README cell and recomputes the number with
+the course's own code (see ``tests/prose_facts.py``): the synthetic ``campus-sensors``
+stations scored with ``sscity.sensing.filters``, the LoRa budget of ``sscity.sensing.lora``,
+the mesh codes and suppressed cells of ``sscity.sensing.mesh``. Real-world figures that come
+from standards and papers are listed, with their sources, in the module README's facts table.
+The lesson's choices are repeated here (station cs-02, windows of 7 samples, the Hampel floor
+0.3 °C, the EWMA chart with λ 0.2 and L 3 on the residual, 6 equal samples for stuck, the slot
+2025-06-19 07:00 UTC, k = 5); when the lesson changes them, this file must follow.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+import numpy as np
+import pandas as pd
+import pytest
+from prose_facts import check_quoted, module_text
+from scipy.stats import norm
+from sscity.data import dataset_path, load_campus_sensors
+from sscity.sensing.filters import (
+    detection_scores,
+    ewma_chart_flags,
+    hampel,
+    moving_average,
+    rolling_median,
+    stuck_flags,
+    zscore_flags,
+)
+from sscity.sensing.lora import battery_life_days, lorawan_time_on_air, max_payload
+from sscity.sensing.mesh import k_suppressed_counts, to_meshcode
+
+MODULE = "03-edge-sensing"
+STATION = "cs-02"
+HAMPEL_FLOOR_C = 0.3
+
+
+@cache
+def _data():
+    return load_campus_sensors()
+
+
+@cache
+def _temperature() -> pd.DataFrame:
+    _, readings, _ = _data()
+    return readings.pivot(index="time", columns="station_id", values="temperature_c")
+
+
+def _labels(station_id: str, channel: str = "temperature_c") -> pd.Series:
+    _, _, faults = _data()
+    temperature = _temperature()
+    labels = pd.Series(False, index=temperature.index)
+    for fault in faults[faults["station_id"] == station_id].itertuples():
+        if fault.channel == "all" or channel in fault.channel.split("+"):
+            labels[(labels.index >= fault.start) & (labels.index <= fault.end)] = True
+    return labels
+
+
+def _residual(station_id: str) -> pd.Series:
+    temperature = _temperature()
+    return temperature[station_id] - temperature.drop(columns=station_id).median(axis=1)
+
+
+def _ewma_flags(station_id: str) -> pd.Series:
+    residual = _residual(station_id)
+    centre = residual.median()
+    sigma = 1.4826 * (residual - centre).abs().median()
+    return ewma_chart_flags(residual, 0.2, 3.0, target=centre, sigma=sigma)
+
+
+def _first_spike() -> pd.Timestamp:
+    _, _, faults = _data()
+    return faults.loc[faults["station_id"] == STATION, "start"].min()
+
+
+# --- section 2: filters and detectors -----------------------------------------------------
+
+
+def test_filters_at_the_first_spike():
+    raw = _temperature()[STATION]
+    at = _first_spike()
+    check_quoted(MODULE, "The spike itself, 53.8 °C, is far above", "53.8", raw[at])
+    check_quoted(MODULE, "(27.4 °C at the spike)", "27.4", moving_average(raw, 7)[at])
+    check_quoted(MODULE, "pass straight through it at 23.1 °C", "23.1", rolling_median(raw, 7)[at])
+    cleaned, _ = hampel(raw, 7, n_sigmas=3.0, min_scale=HAMPEL_FLOOR_C)
+    assert cleaned[at] == pytest.approx(23.1)
+    # "about 4 °C too warm": the average's plateau against the median's value
+    check_quoted(MODULE, "a 70-minute plateau about 4 °C too warm", "4",
+                 moving_average(raw, 7)[at] - rolling_median(raw, 7)[at])
+
+
+def test_hampel_flags_on_the_lesson_station():
+    raw = _temperature()[STATION]
+    _, flags = hampel(raw, 7, n_sigmas=3.0, min_scale=HAMPEL_FLOOR_C)
+    score = detection_scores(flags, _labels(STATION))
+    assert score.recall == 1.0 and score.events_detected == 3
+    check_quoted(MODULE, "with 5 false alarms: precision", "5", int(flags.sum()) - 3)
+    check_quoted(MODULE, "false alarms: precision 0.375", "0.375", score.precision)
+
+
+def test_gaussian_three_sigma_share():
+    check_quoted(MODULE, "(on Gaussian noise 0.27 % of samples)", "0.27", 2 * norm.sf(3), percent=True)
+
+
+def test_ewma_chart_on_the_drift():
+    score = detection_scores(_ewma_flags("cs-25"), _labels("cs-25"))
+    check_quoted(MODULE, "The EWMA chart finds 88.4 % of the drift's samples", "88.4", score.recall,
+                 percent=True)
+    check_quoted(MODULE, "(precision 0.967, first flag after 8 hours)", "0.967", score.precision)
+    check_quoted(MODULE, "(precision 0.967, first flag after 8 hours)", "8",
+                 score.mean_delay / pd.Timedelta(hours=1))
+    check_quoted(MODULE, "leaves its dashed control limits about 8 hours in", "8",
+                 score.mean_delay / pd.Timedelta(hours=1))
+
+
+def test_zscore_on_the_drift_residual():
+    score = detection_scores(zscore_flags(_residual("cs-25"), 3.0), _labels("cs-25"))
+    check_quoted(MODULE, "the z-score on the residual finds 15.3 %", "15.3", score.recall, percent=True)
+    assert score.mean_delay > pd.Timedelta(days=2)  # "needs more than two days"
+
+
+def test_stuck_detector():
+    flags = stuck_flags(_temperature()["cs-40"], 6)
+    score = detection_scores(flags, _labels("cs-40"))
+    check_quoted(MODULE, "the stuck detector flags 86.1 % of the stuck period", "86.1", score.recall,
+                 percent=True)
+    assert score.precision == 1.0  # "with no false alarm on the faulty station"
+    assert score.mean_delay == pd.Timedelta(minutes=50)  # first flag one hour in (6th sample)
+    assert "freezes at one value for six hours" in module_text(MODULE)
+    labelled = _labels("cs-40")
+    span = labelled[labelled].index
+    assert span[-1] - span[0] + pd.Timedelta(minutes=10) == pd.Timedelta(hours=6)
+
+
+def test_false_alarms_on_the_healthy_station():
+    assert not _labels("cs-01").any()
+    check_quoted(MODULE, "also raises 221 alarms on cs-01", "221", int(_ewma_flags("cs-01").sum()))
+
+
+def test_gap_and_drift_spans():
+    gap = _labels("cs-20")
+    assert gap.sum() == 144  # "a 24-hour gap"
+    check_quoted(MODULE, "cs-20: a 24-hour gap in the curve", "24", gap.sum() / 6)
+    _, _, faults = _data()
+    drift = faults[faults["station_id"] == "cs-25"].iloc[0]
+    check_quoted(MODULE, "climbs from about 0 to 4 °C over three days", "4",
+                 _residual("cs-25")[drift.end] - _residual("cs-25").median())
+
+
+# --- section 3: sending less ----------------------------------------------------------------
+
+
+def test_bytes_per_day():
+    raw_bytes, summary_bytes = 86_400 * 4, 144 * 4 * 2
+    check_quoted(MODULE, "That is 345,600 against 1,152 bytes a day: 300 times less", "345,600", raw_bytes)
+    check_quoted(MODULE, "That is 345,600 against 1,152 bytes a day: 300 times less", "1,152", summary_bytes)
+    check_quoted(MODULE, "That is 345,600 against 1,152 bytes a day: 300 times less", "300",
+                 raw_bytes / summary_bytes)
+
+
+def test_one_byte_quantisation():
+    step = 60 / 255
+    check_quoted(MODULE, "a step of $60 / 255 = 0.235$ °C", "0.235", step)
+    check_quoted(MODULE, "half a step, 0.118 °C", "0.118", step / 2)
+    # the bound is reached on the lesson's day (what the code cell prints)
+    day = _temperature()[STATION]["2025-06-10T15:00Z":"2025-06-11T14:50Z"]
+    decoded = -10 + np.round((day + 10) / step) * step
+    assert np.max(np.abs(decoded - day)) == pytest.approx(step / 2, abs=5e-4)
+
+
+# --- section 4: radio and energy ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("quote", "number", "payload", "data_rate"), [
+    ("24 bytes take 82.2 ms at SF7", "82.2", 24, 5),
+    ("and 1974.3 ms at SF12", "1974.3", 24, 0),
+    ("at SF10 the compact frame (370.7 ms) stays", "370.7", 10, 2),
+    ("and the full frame (452.6 ms) does not", "452.6", 20, 2),
+])
+def test_airtimes(quote, number, payload, data_rate):
+    check_quoted(MODULE, quote, number, 1000 * lorawan_time_on_air(payload, data_rate))
+
+
+def test_nothing_fits_from_sf11():
+    assert 1000 * lorawan_time_on_air(0, 1) > 400  # even an empty SF11 uplink
+    assert max_payload(1, True) is None and max_payload(0, True) is None
+    check_quoted(MODULE, "DR2 (SF10) carries at most 11 bytes", "11", max_payload(2, True))
+
+
+def test_arib_hourly_budget():
+    toa = lorawan_time_on_air(10, 2)
+    check_quoted(MODULE, "(2.2 s of the 360 s per hour)", "2.2", toa * 3600 / 600)
+    check_quoted(MODULE, "breaks the hourly budget (444.8 s)", "444.8", toa * 3600 / 3)
+
+
+def test_battery_life():
+    def life(minutes):
+        return battery_life_days(2000, 120, 1.5, 60 * minutes, 10)
+
+    check_quoted(MODULE, "Every 10 minutes gives 269 days, every minute 28 days", "269", life(10))
+    check_quoted(MODULE, "Every 10 minutes gives 269 days, every minute 28 days", "28", life(1))
+    check_quoted(MODULE, "(8,333 days)", "8,333", 2000 / 0.010 / 24)
+    # one year: solve 120 mA * 1.5 s / T + 0.01 mA = 2000 mAh / 8760 h for T
+    one_year_s = 120 * 1.5 / (2000 / (365 * 24) - 0.010)
+    check_quoted(MODULE, "crosses one year near a 14-minute interval", "14", one_year_s / 60)
+    assert life(one_year_s / 60) == pytest.approx(365, rel=1e-3)  # the burst displaces a little sleep
+    check_quoted(MODULE, "269 days every 10 min, 28 days every minute, one year near 14 min", "269", life(10))
+
+
+# --- section 5: privacy, mesh codes, suppression --------------------------------------------
+
+
+def test_addresses_per_oui():
+    assert "$2^{24} = 16{,}777{,}216$ addresses remain" in module_text(MODULE)
+    assert 2**24 == 16_777_216
+    check_quoted(MODULE, "2²⁴ = 16,777,216 addresses per OUI", "16,777,216", 2**24)
+
+
+@pytest.mark.parametrize(("name", "code"), [
+    ("Tsukuba", "54400098"), ("Kenkyu-gakuen", "54400096"),
+    ("Banpaku-kinenkoen", "54400074"), ("Midorino", "54400034"),
+])
+def test_tx_station_mesh_codes(name, code):
+    tx = pd.read_csv(dataset_path("tsukuba-geo") / "tx_stations.csv").set_index("name_en")
+    assert to_meshcode(tx.loc[name, "lat"], tx.loc[name, "lon"], 3) == code
+    check_quoted(MODULE, f"{name} {code}" if name != "Tsukuba" else f"Tsukuba is {code}", code, int(code))
+
+
+@cache
+def _cells() -> pd.DataFrame:
+    stations, readings, _ = _data()
+    slot = pd.Timestamp("2025-06-19T07:00Z")
+    counts = readings[readings["time"] == slot].merge(stations, on="station_id")
+    return k_suppressed_counts(counts, "lat", "lon", level=3, k=5, count_col="people_count")
+
+
+def test_suppressed_cells():
+    cells = _cells()
+    check_quoted(MODULE, "The 19 one-kilometre mesh cells", "19", len(cells))
+    below = cells[cells["reason"] == "below_k"]["mesh_code"].tolist()
+    second = cells[cells["reason"] == "complementary"]["mesh_code"].tolist()
+    assert "Two cells fall below 5" in module_text(MODULE)
+    assert len(below) == 2
+    assert sorted(second) == ["54400024", "54401008"]
+    check_quoted(MODULE, "(54401008 near Tsukuba Station and 54400024 south of Midorino)", "54401008",
+                 int("54401008"))
+    # one hidden cell on the campus (a station of kind campus), one near Banpaku-kinenkoen
+    stations, _, _ = _data()
+    stations = stations.assign(mesh3=to_meshcode(stations["lat"], stations["lon"], 3))
+    anchors = sorted(stations[stations["mesh3"].isin(below)]["anchor"].unique())
+    assert anchors == ["banpaku-kinenkoen", "campus"]
+    # each pair shares its 10 km parent, so the parent total reveals only their sum
+    assert {code[:6] for code in below} == {code[:6] for code in second}
+
+
+def test_ewma_limits_formula():
+    # "limits that widen towards ±Lσ√(λ/(2−λ)) = ±Lσ/3" for λ = 0.2
+    assert math.sqrt(0.2 / (2 - 0.2)) == pytest.approx(1 / 3)
