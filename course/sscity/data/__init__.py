@@ -199,6 +199,7 @@ from .loaders import (  # noqa: E402
     load_stations,
     load_survey,
 )
+from .rideimu import load_ride_imu, load_ride_runs  # noqa: E402
 
 __all__ += [
     "load_campus_sensors",
@@ -207,6 +208,8 @@ __all__ += [
     "load_landmarks",
     "load_mailed_sample",
     "load_register",
+    "load_ride_imu",
+    "load_ride_runs",
     "load_stations",
     "load_survey",
 ]

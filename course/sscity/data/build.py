@@ -16,6 +16,7 @@ from . import datasets_dir
 from .campussensors import CAMPUS_SENSORS_FILES, CAMPUS_SENSORS_SEED, write_campus_sensors
 from .citysensors import CITY_SENSORS_FILES, CITY_SENSORS_SEED, write_city_sensors
 from .happiness import SURVEY_SEED, write_survey
+from .rideimu import RIDE_IMU_FILES, RIDE_IMU_SEED, write_ride_imu
 from .sidewalks import SIDEWALKS_SEED, write_sidewalks
 from .tsukuba import REGISTER_SEED, write_districts_geojson, write_register
 
@@ -26,13 +27,18 @@ __all__ = ["GENERATED", "build"]
 class Generated:
     folder: str
     files: tuple[str, ...]
-    write: Callable[[Path], None]
+    write: Callable[..., None]
     seed: int | None
+    # A slow generator (a simulation) takes ``progress=`` and shows its own tqdm bar.
+    shows_progress: bool = False
 
-    def run(self, root: Path) -> list[Path]:
+    def run(self, root: Path, progress: bool = False) -> list[Path]:
         target = Path(root) / self.folder
         target.mkdir(parents=True, exist_ok=True)
-        self.write(target)
+        if self.shows_progress:
+            self.write(target, progress=progress)
+        else:
+            self.write(target)
         return [target / name for name in self.files]
 
 
@@ -51,6 +57,10 @@ GENERATED = (
               lambda folder: write_city_sensors(folder, CITY_SENSORS_SEED), CITY_SENSORS_SEED),
     Generated("campus-sensors", CAMPUS_SENSORS_FILES,
               lambda folder: write_campus_sensors(folder, CAMPUS_SENSORS_SEED), CAMPUS_SENSORS_SEED),
+    # Simulated with pybullet: about 15 s on one core.
+    Generated("ride-imu", RIDE_IMU_FILES,
+              lambda folder, progress=False: write_ride_imu(folder, RIDE_IMU_SEED, progress=progress),
+              RIDE_IMU_SEED, shows_progress=True),
 )
 
 
@@ -64,7 +74,7 @@ def build(root: Path | None = None, progress: bool = False) -> list[Path]:
 
         steps = tqdm(GENERATED, desc="build", unit="dataset")
     for generated in steps:
-        files = generated.run(root)
+        files = generated.run(root, progress=progress)
         missing = [f for f in files if not f.is_file()]
         if missing:
             raise RuntimeError(f"generator of {generated.folder} did not write {missing}")
