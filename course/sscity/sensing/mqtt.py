@@ -31,6 +31,12 @@ that limits unacknowledged messages per client, as mosquitto does with 20 by def
 the gateway to a batch of 20). :meth:`MqttGateway.stop` stores or dead-letters everything
 queued before it returns; a message queued when the process dies is lost.
 
+A broker may also drop messages for a subscriber that falls behind: mosquitto keeps at most
+``max_queued_messages`` (default 1000) QoS 1 messages per client beyond the 20 in flight and
+drops the rest ("Outgoing messages are being dropped" in its log). A class server that
+takes bursts (a whole class replaying a day of frames) wants ``max_queued_messages 0``
+(no limit) in ``mosquitto.conf``; :meth:`MqttGateway.wait_until` says how many arrived.
+
 Example
 -------
 >>> from sscity.platform import Client
@@ -636,9 +642,13 @@ class MqttGateway:
                 raise TimeoutError(
                     f"Only {self.arrived} of {n_messages} messages arrived from {_shown(self.url or '?')} "
                     f"in {timeout_s} s ({self.handled} handled). Did the stations publish to "
-                    f"{self.topic_prefix}<id> on the same broker? / {timeout_s} 秒で届いたのは "
+                    f"{self.topic_prefix}<id> on the same broker? (A broker may also drop messages for a "
+                    f"subscriber that falls behind: mosquitto's max_queued_messages.) "
+                    f"/ {timeout_s} 秒で届いたのは "
                     f"{n_messages} 件中 {self.arrived} 件です（処理済み {self.handled} 件）。"
-                    f"局は同じブローカーの {self.topic_prefix}<局番号> に送信しましたか。")
+                    f"局は同じブローカーの {self.topic_prefix}<局番号> に送信しましたか（処理が追いつかない"
+                    f"購読者宛てのメッセージをブローカーが捨てることもあります: mosquitto の "
+                    f"max_queued_messages）。")
 
     # -- the worker --------------------------------------------------------------------
 
@@ -671,12 +681,15 @@ class MqttGateway:
 
     def _handle(self, batch: list) -> None:
         try:
-            self.gateway.handle_many(batch)  # never raises on what a message holds
-        finally:  # even on a bug of the gateway, wait_until must not hang
+            try:
+                self.gateway.handle_many(batch)  # never raises on what a message holds
+            except Exception:  # a bug of batching: fall back on handle(), which never raises
+                for topic, payload, arrived_at in batch:
+                    self.gateway.handle(topic, payload, received_at=arrived_at)
+        finally:  # whatever happened, wait_until must not hang
             with self._done:
                 self.handled += len(batch)
                 self._done.notify_all()
-
 
 def _serve_until_stdin_closes(host: str, port: int) -> None:
     """The child of ``EmbeddedBroker(separate_process=True)``: print the URL, serve, stop at EOF."""
