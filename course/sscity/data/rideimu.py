@@ -412,7 +412,7 @@ def simulate_run(plan_row, *, return_truth: bool = False):
             sim.step(*limiter(speed, max(-_STEER_LIMIT, min(_STEER_LIMIT, yaw_rate))))
             position, quaternion = client.getBasePositionAndOrientation(robot)
             velocity, omega = client.getBaseVelocity(robot)
-            log.append((*quaternion, *velocity, *omega))
+            log.append((*quaternion, *velocity, *omega, position[0]))
             if record_step is None:
                 row = client.getMatrixFromQuaternion(quaternion)[0:3]
                 axle_x = position[0] + sum(r * o for r, o in zip(row, axle_from_com, strict=True))
@@ -425,8 +425,10 @@ def simulate_run(plan_row, *, return_truth: bool = False):
                                f"surface (pose {sim.pose()}). / デバイスが路面上を走り切れませんでした。")
         truth["final_pose"] = sim.pose().round(3).tolist()
     log = np.asarray(log)
+    travelled = float(log[-1, 10] - log[record_step, 10])
+    truth["ground_speed_mps"] = round(travelled / ((len(log) - 1 - record_step) * dt), 4)
     rotation = _rotations(log[:, 0:4])
-    velocity, omega = log[:, 4:7], log[:, 7:10]
+    velocity, omega = log[:, 4:7], log[:, 7:10]  # (column 10 is the CoM's x)
     # Velocity of the IMU's point: v_CoM + omega x r, with r the CoM -> IMU vector in the world.
     arm = np.einsum("nij,j->ni", rotation, imu_from_com)
     point_velocity = velocity + np.cross(omega, arm)

@@ -105,7 +105,8 @@ def _sample_rate(frame: pd.DataFrame, sample_rate_hz) -> float:
         raise ValueError("t_s must increase within each run to infer the sample rate; sort the frame "
                          "or pass sample_rate_hz. / 各ランの t_s は増加している必要があります。並べ替えるか "
                          "sample_rate_hz を指定してください。")
-    return float(1.0 / np.median(steps))
+    # Rounded: 1 / 0.01 s is 99.99999999999999 in floating point, not 100.
+    return round(float(1.0 / np.median(steps)), 6)
 
 
 def window_features(frame: pd.DataFrame, window: int = 100, step: int | None = None, columns=None, *,
