@@ -7,8 +7,14 @@ Prints ``BENCH <name> <value> <unit>`` lines:
   sample (the call an edge device would make per reading), and their ratio (goal >= 100x);
 - the model's flash and RAM footprint on x86-64 and, with ``arm-none-eabi-gcc``, on a
   Cortex-M4 (goal <= 32 KB flash);
-- gateway throughput from frames to stored NGSI-LD entities on the embedded broker
-  (goal >= 2,000 messages/s; MQTT transport not included yet).
+- gateway throughput from frames to stored NGSI-LD entities on the embedded platform:
+  ``Gateway.handle`` one frame at a time (the baseline), ``Gateway.handle_many`` in batches
+  of 500 (no MQTT), the MQTT transport alone (broker and clients, nothing stored), and the
+  whole path -- stations publish over MQTT, ``MqttGateway`` stores -- on the embedded amqtt
+  broker in this process (``gateway_mqtt_embedded_msgs_per_s``; goal >= 2,000 messages/s),
+  on it in a child process, and on Debian's mosquitto when installed. The stations publish
+  from a child process (devices are not the gateway); the clock runs from their first
+  publish to the last message handled. 40 stations, as the campus network.
 
     python benchmarks/bench_sensing.py
 """
@@ -16,8 +22,11 @@ Prints ``BENCH <name> <value> <unit>`` lines:
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -89,29 +98,167 @@ def sklearn_seconds_per_sample(model, X, calls: int = 300) -> float:
     return (time.perf_counter() - started) / calls
 
 
-def gateway_throughput(messages: int = 2000) -> float:
-    """Frames per second from ``Gateway.handle`` to entities stored in a file database."""
-    from sscity.platform.client import Client
-    from sscity.sensing.gateway import Gateway
+STATIONS = {i: (140.10 + 0.001 * i, 36.10 + 0.001 * i) for i in range(1, 41)}
+MQTT_MESSAGES = 20_000
+
+
+def station_frames(messages: int) -> list[tuple[int, bytes]]:
+    """``(station, frame)`` pairs: the 40 stations in turn, 10 minutes apart (deterministic)."""
     from sscity.sensing.payload import pack_reading
 
-    stations = {i: (140.10 + 0.001 * i, 36.10 + 0.001 * i) for i in range(1, 41)}
     frames = []
     for k in range(messages):
-        station = 1 + k % 40
-        reading = {"station_id": station, "timestamp": 1_750_000_000 + 600 * (k // 40),
+        station = 1 + k % len(STATIONS)
+        reading = {"station_id": station, "timestamp": 1_750_000_000 + 600 * (k // len(STATIONS)),
                    "temperature_c": 21.5, "humidity_pct": 60.0, "pm25_ugm3": 9.5,
                    "noise_dba": 55.0, "people_count": k % 50}
-        frames.append((f"city/tsukuba/sensors/{station}", pack_reading(reading)))
+        frames.append((station, pack_reading(reading)))
+    return frames
+
+
+def gateway_throughput(messages: int = 2000, batch: int | None = None) -> float:
+    """Frames per second from the gateway to entities stored in a file database (no MQTT).
+
+    ``batch=None``: ``Gateway.handle`` per frame; else ``Gateway.handle_many`` per ``batch``.
+    """
+    from sscity.platform.client import Client
+    from sscity.sensing.gateway import Gateway
+
+    frames = [(f"city/tsukuba/sensors/{station}", frame) for station, frame in station_frames(messages)]
     with tempfile.TemporaryDirectory(prefix="sscity-bench-gateway-") as tmp, \
             Client(db=Path(tmp) / "city.db") as client:
-        gateway = Gateway(client, stations=stations)
+        gateway = Gateway(client, stations=STATIONS)
         started = time.perf_counter()
-        stored = sum(gateway.handle(topic, payload).status == "stored" for topic, payload in frames)
+        if batch is None:
+            for topic, payload in frames:
+                gateway.handle(topic, payload)
+        else:
+            for start in range(0, messages, batch):
+                gateway.handle_many(frames[start:start + batch])
         seconds = time.perf_counter() - started
-    if stored != messages:
-        raise RuntimeError(f"only {stored} of {messages} frames were stored: {gateway.stats}")
+    if gateway.stats["stored"] != messages:
+        raise RuntimeError(f"only {gateway.stats['stored']} of {messages} frames were stored: "
+                           f"{gateway.stats}")
     return messages / seconds
+
+
+def _publish_from_child(url: str, messages: int) -> float:
+    """Publish from a child process (the stations); return the epoch time of its first publish."""
+    done = subprocess.run([sys.executable, __file__, "--publish", url, str(messages)], check=True,
+                          capture_output=True, text=True)
+    return float(done.stdout.split()[0])
+
+
+def _publish_main(url: str, messages: int) -> None:
+    from sscity.sensing.mqtt import publish
+
+    frames = station_frames(messages)
+    print(time.time(), flush=True)
+    publish(frames, url=url, progress=False, timeout_s=600)
+
+
+def mqtt_path_throughput(url: str, messages: int = MQTT_MESSAGES) -> float:
+    """Messages per second from the stations' first publish to the last one stored."""
+    from sscity.platform.client import Client
+    from sscity.sensing.gateway import Gateway
+    from sscity.sensing.mqtt import MqttGateway
+
+    with tempfile.TemporaryDirectory(prefix="sscity-bench-mqtt-") as tmp, \
+            Client(db=Path(tmp) / "city.db") as client:
+        gateway = Gateway(client, stations=STATIONS)
+        with MqttGateway(gateway, url=url) as receiver:
+            started = _publish_from_child(url, messages)
+            receiver.wait_until(messages, timeout_s=600)
+            finished = time.time()
+    if gateway.stats["stored"] != messages:
+        raise RuntimeError(f"only {gateway.stats['stored']} of {messages} messages were stored: "
+                           f"{gateway.stats}")
+    return messages / (finished - started)
+
+
+def mqtt_transport_throughput(url: str, messages: int = MQTT_MESSAGES) -> float:
+    """The same publish, to a subscriber that only counts: what the broker and clients cost."""
+    import paho.mqtt.client as paho
+    from sscity.sensing.mqtt import parse_mqtt_url
+
+    address = parse_mqtt_url(url)
+    arrived, everything = [0], threading.Event()
+
+    def count(client, userdata, message):
+        arrived[0] += 1
+        if arrived[0] == messages:
+            everything.set()
+
+    subscribed = threading.Event()
+    counter = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="bench-counter")
+    counter.on_message = count
+    counter.on_subscribe = lambda *args: subscribed.set()
+    counter.connect(address.host, address.port)
+    counter.loop_start()
+    counter.subscribe("city/tsukuba/sensors/+", qos=1)
+    subscribed.wait(10)
+    try:
+        started = _publish_from_child(url, messages)
+        if not everything.wait(600):
+            raise RuntimeError(f"only {arrived[0]} of {messages} messages arrived")
+        return messages / (time.time() - started)
+    finally:
+        counter.disconnect()
+        counter.loop_stop()
+
+
+def _mosquitto() -> str | None:
+    found = shutil.which("mosquitto")
+    return found or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+
+
+def mosquitto_throughput(binary: str, messages: int = MQTT_MESSAGES) -> float:
+    """The whole path on a mosquitto started here on a free port, with a temporary config."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory(prefix="sscity-bench-mosquitto-") as tmp:
+        config = Path(tmp) / "mosquitto.conf"
+        # max_queued_messages 0: no limit, so that a burst of 20,000 is queued, not dropped.
+        config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                          "max_queued_messages 0\nlog_dest none\n")
+        process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("mosquitto did not start") from None
+                    time.sleep(0.05)
+            return mqtt_path_throughput(f"mqtt://127.0.0.1:{port}", messages)
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+def gateway_benchmarks() -> None:
+    from sscity.sensing.mqtt import EmbeddedBroker
+
+    per_frame = gateway_throughput()
+    bench("sensing_gateway_throughput", per_frame, "messages/s")  # Gateway.handle, one per frame
+    bench("sensing_gateway_handle_many_msgs_per_s", gateway_throughput(10_000, batch=500), "msg/s")
+    with EmbeddedBroker() as url:
+        bench("gateway_mqtt_embedded_transport_only_msgs_per_s", mqtt_transport_throughput(url), "msg/s")
+    with EmbeddedBroker() as url:
+        embedded = mqtt_path_throughput(url)
+    bench("gateway_mqtt_embedded_msgs_per_s", embedded, "msg/s")
+    bench("gateway_mqtt_embedded_vs_per_frame", embedded / per_frame, "x")
+    with EmbeddedBroker(separate_process=True) as url:
+        bench("gateway_mqtt_embedded_child_process_msgs_per_s", mqtt_path_throughput(url), "msg/s")
+    binary = _mosquitto()
+    if binary:
+        bench("gateway_mqtt_mosquitto_msgs_per_s", mosquitto_throughput(binary), "msg/s")
+    else:
+        print("note: mosquitto not found; no mosquitto figure", flush=True)
 
 
 def main() -> None:
@@ -134,8 +281,11 @@ def main() -> None:
             print("note: arm-none-eabi-gcc not found; no Cortex-M4 figures", flush=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    bench("sensing_gateway_throughput", gateway_throughput(), "messages/s")
+    gateway_benchmarks()
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--publish"]:  # the stations of mqtt_path_throughput, in a child process
+        _publish_main(sys.argv[2], int(sys.argv[3]))
+    else:
+        main()
