@@ -24,16 +24,20 @@ Per channel and window (``x`` is the window's samples, ``n`` of them):
 :func:`isolation_forest_flags` fits scikit-learn's ``IsolationForest`` [1]_ and flags the
 points it isolates with few splits. It needs no labels and no threshold in the units of the
 data, unlike the z-score and EWMA charts of :mod:`sscity.sensing.filters`; score it against
-labels the same way, with :func:`sscity.sensing.filters.detection_scores`:
+labels the same way, with :func:`sscity.sensing.filters.detection_scores`::
 
->>> from sscity.data import load_campus_sensors                      # doctest: +SKIP
->>> from sscity.sensing.filters import detection_scores, zscore_flags
->>> stations, readings, faults = load_campus_sensors()
->>> one = readings[readings["station_id"] == "cs-07"].set_index("time")
->>> X = one[["temperature_c", "humidity_pct"]].dropna()
->>> flags = isolation_forest_flags(X, contamination=0.01, seed=0)
->>> labels = ...  # True inside that station's labelled faults (faults.csv)
->>> detection_scores(flags, labels).recall
+    from sscity.data import load_campus_sensors
+    from sscity.sensing.filters import detection_scores
+    stations, readings, faults = load_campus_sensors()
+    one = readings[readings["station_id"] == "cs-02"].set_index("time")
+    X = one[["temperature_c", "humidity_pct", "pm25_ugm3", "noise_dba"]].dropna()
+    flags = isolation_forest_flags(X, contamination=0.01, seed=0)
+    labels = ...  # True inside that station's labelled faults (faults.csv), on X's index
+    detection_scores(flags, labels)
+
+On ``campus-sensors`` a forest catches every single-reading spike but no stuck value: a
+stuck value is an ordinary value, repeated (:func:`sscity.sensing.filters.stuck_flags`
+finds those).
 
 References
 ----------
