@@ -259,3 +259,115 @@ def test_suppressed_cells():
 def test_ewma_limits_formula():
     # "limits that widen towards ±Lσ√(λ/(2−λ)) = ±Lσ/3" for λ = 0.2
     assert math.sqrt(0.2 / (2 - 0.2)) == pytest.approx(1 / 3)
+
+
+# --- section 2: the IsolationForest ---------------------------------------------------------
+
+
+@cache
+def _forest_flags(station_id: str) -> pd.Series:
+    from sscity.sensing.features import isolation_forest_flags, window_features
+
+    arrived = _residual(station_id).dropna()
+    samples = pd.DataFrame({"t_s": (arrived.index - arrived.index[0]).total_seconds(),
+                            "residual": arrived.to_numpy()})
+    hourly = window_features(samples, window=6, step=1, columns=["residual"], band_hz=(0, 1 / 1200))
+    outlier = isolation_forest_flags(hourly[["residual_mean", "residual_std", "residual_ptp"]],
+                                     contamination=0.01, seed=0)
+    flags = pd.Series(outlier.to_numpy(), index=arrived.index[hourly["start"].to_numpy() + 5])
+    return flags.reindex(_temperature().index, fill_value=False)
+
+
+def test_isolation_forest():
+    counts = {sid: int(_forest_flags(sid).sum()) for sid in ("cs-02", "cs-25", "cs-40", "cs-20", "cs-01")}
+    assert all(abs(n - 20) <= 2 for n in counts.values()), counts  # "about 20 samples on every station"
+    spike = detection_scores(_forest_flags("cs-02"), _labels("cs-02"))
+    assert spike.events_detected == 3  # "It finds all three spikes"
+    drift = detection_scores(_forest_flags("cs-25"), _labels("cs-25"))
+    check_quoted(MODULE, "touches the drift (2.1 % of its samples", "2.1", drift.recall, percent=True)
+    assert drift.mean_delay > pd.Timedelta(days=1)  # "first after more than a day"
+    assert detection_scores(_forest_flags("cs-40"), _labels("cs-40")).events_detected == 1
+    assert detection_scores(_forest_flags("cs-20"), _labels("cs-20")).events_detected == 0
+    check_quoted(MODULE, "raises 20 false alarms on healthy cs-01", "20", counts["cs-01"])
+
+
+# --- section 6: the surface classifier ------------------------------------------------------
+
+
+@cache
+def _surface_model():
+    from sklearn.ensemble import RandomForestClassifier
+    from sscity.data import load_ride_imu
+    from sscity.sensing.features import window_features
+
+    windows = window_features(load_ride_imu(), window=100, step=50)
+    features = [c for c in windows.columns if c not in ("run_id", "surface", "start", "t_start_s")]
+    held_out = windows["run_id"] % 4 == 0
+    model = RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0)
+    model.fit(windows.loc[~held_out, features], windows.loc[~held_out, "surface"])
+    return model, windows.loc[held_out, features], windows.loc[held_out, "surface"]
+
+
+def test_surface_classifier():
+    model, X_test, y_test = _surface_model()
+    right = int(np.sum(model.predict(X_test) == y_test))
+    check_quoted(MODULE, "The diagonal holds 216 of the 225 windows", "216", right)
+    check_quoted(MODULE, "The diagonal holds 216 of the 225 windows", "225", len(X_test))
+    check_quoted(MODULE, "(accuracy 0.96)", "0.96", right / len(X_test))
+    check_quoted(MODULE, "on the 225 windows of the 15 held-out", "15",
+                 (np.arange(1, 61) % 4 == 0).sum())
+
+
+def test_compiled_forest():
+    from sscity.sensing.embedded import CompilerNotFound, compile_and_predict, cross_compile_arm
+
+    model, X_test, _ = _surface_model()
+    try:
+        in_c = compile_and_predict(model, X_test)
+    except CompilerNotFound:
+        pytest.skip("no C compiler")
+    assert np.all(in_c == model.predict(X_test))  # "agrees with scikit-learn on every held-out window"
+    try:
+        arm = cross_compile_arm(model, "surface_model")
+    except CompilerNotFound:
+        pytest.skip("no arm-none-eabi-gcc")
+    check_quoted(MODULE, "the Cortex-M4 build is about 0.5 % of an nRF52840's", "0.5",
+                 arm["flash"] / 2**20, percent=True)
+    assert arm["ram"] == 0  # "no RAM of its own"
+
+
+# --- section 7: the message path (the gateway's counts; MQTT is not needed for them) ------
+
+
+def test_gateway_counts():
+    from sscity.platform import Client
+    from sscity.sensing.gateway import DEFAULT_TOPIC_PREFIX, Gateway
+    from sscity.sensing.payload import pack_reading
+
+    stations, readings, _ = _data()
+    around = stations[stations["anchor"] == "tsukuba"]
+    gateway = Gateway(Client(), tenant="facts-03-gateway",
+                      stations={int(r.station_id[3:]): (r.lon, r.lat) for r in around.itertuples()})
+    start = pd.Timestamp("2025-06-19T08:00Z")
+    hour = readings[readings["station_id"].isin(around["station_id"]) & (readings["time"] >= start)
+                    & (readings["time"] < start + pd.Timedelta(hours=1))]
+    frames = []
+    for row in hour.sort_values("time").itertuples():
+        number = int(row.station_id[3:])
+        frames.append((number, pack_reading({
+            "station_id": number, "timestamp": row.time, "temperature_c": row.temperature_c,
+            "humidity_pct": row.humidity_pct, "pm25_ugm3": row.pm25_ugm3, "noise_dba": row.noise_dba,
+            "people_count": None if pd.isna(row.people_count) else int(row.people_count)})))
+    last = frames[-1][1]
+    broken = [(21, last[:13]), (21, last[:1] + bytes([last[1] ^ 0xFF]) + last[2:]),
+              (99, pack_reading({"station_id": 99, "timestamp": start, "pm25_ugm3": 5.0})),
+              (22, frames[0][1])]
+    for number, frame in frames + broken:
+        gateway.handle(DEFAULT_TOPIC_PREFIX + str(number), frame)
+    stats = gateway.stats
+    quote = "34 received, 30 stored, 4 dead-lettered"
+    check_quoted(MODULE, quote, "34", stats["received"])
+    check_quoted(MODULE, quote, "30", stats["stored"])
+    check_quoted(MODULE, quote, "4", stats["dead_lettered"])
+    assert [d.reason for d in gateway.dead_letters] == ["truncated", "bad_crc", "unknown_station",
+                                                         "station_mismatch"]
