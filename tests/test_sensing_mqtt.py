@@ -339,3 +339,22 @@ def test_threads_are_not_left_behind(client, embedded):
     with MqttGateway(Gateway(client, stations=STATIONS), url=embedded):
         pass
     assert {thread.name for thread in threading.enumerate()} - before == set()
+
+
+def test_the_gateway_reconnects_and_subscribes_again_after_a_broker_restart(client):
+    port = free_port()
+    gateway = Gateway(client, stations=STATIONS)
+    first = EmbeddedBroker(port=port)
+    url = first.start()
+    with MqttGateway(gateway, url=url) as receiver:
+        publish([(7, pack_reading(reading(7, 0)))], url=url)
+        receiver.wait_until(1)
+        first.stop()
+        with EmbeddedBroker(port=port) as again:  # a new broker knows no subscription
+            assert again == url
+            deadline = time.monotonic() + 15
+            while receiver.handled < 2 and time.monotonic() < deadline:  # paho retries after 1 s
+                publish([(7, pack_reading(reading(7, 1)))], url=url)
+                time.sleep(0.2)
+            receiver.wait_until(2, timeout_s=1)
+    assert gateway.stats["stored"] == 2

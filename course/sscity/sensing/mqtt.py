@@ -339,7 +339,7 @@ def mqtt_url() -> str:
 
 
 def _client(url: str, source: str, client_id: str, *, timeout_s: float, on_message=None,
-            on_connect=None):
+            on_connect=None, on_subscribe=None):
     """A connected paho client with its network loop running, or MqttConnectionError."""
     import paho.mqtt.client as mqtt
 
@@ -359,6 +359,8 @@ def _client(url: str, source: str, client_id: str, *, timeout_s: float, on_messa
     client.on_connect = connect_callback
     if on_message is not None:
         client.on_message = on_message
+    if on_subscribe is not None:
+        client.on_subscribe = on_subscribe
     where = f"{address.host}:{address.port}"
     fix = (f"Is the broker running? Check {source} (e.g. mqtt://localhost:1883), or unset {_ENV} to use "
            f"the embedded broker." if source != "the embedded broker"
@@ -592,11 +594,8 @@ class MqttGateway:
             self._queue.put((message.topic, message.payload, time.time()))
 
         client = _client(url, source, f"sscity-gateway-{uuid.uuid4().hex[:12]}",
-                         timeout_s=self.connect_timeout_s, on_message=on_message, on_connect=subscribe)
-        client.on_subscribe = on_subscribe
-        # The first SUBSCRIBE may have gone before on_subscribe was set: ask once more if need be.
-        if not self._subscribed.wait(self.connect_timeout_s / 2):
-            client.subscribe(topic, qos=1)
+                         timeout_s=self.connect_timeout_s, on_message=on_message, on_connect=subscribe,
+                         on_subscribe=on_subscribe)
         granted = self._subscribed.wait(self.connect_timeout_s)
         if not granted or any(code.is_failure for code in self._granted or []):
             client.disconnect()
