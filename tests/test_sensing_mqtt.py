@@ -246,9 +246,11 @@ def test_a_server_that_is_not_an_mqtt_broker(client):
             receiver.start()
 
 
-def test_wait_until_says_how_many_arrived(client, embedded):
+def test_wait_until_says_how_many_arrived(client, embedded, capsys):
     with MqttGateway(Gateway(client, stations=STATIONS), url=embedded) as receiver:
-        publish([(7, pack_reading(reading(7, 0)))], url=embedded)
+        publish([(7, pack_reading(reading(7, 0)))], url=embedded, progress=True)
+        receiver.wait_until(1, progress=True)
+        assert "publish" in capsys.readouterr().err
         with pytest.raises(TimeoutError) as error:
             receiver.wait_until(3, timeout_s=0.5)
     assert "Only 1 of 3" in str(error.value) and "1 件" in str(error.value)

@@ -625,8 +625,16 @@ class MqttGateway:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def wait_until(self, n_messages: int, timeout_s: float = 30.0) -> None:
+    def wait_until(self, n_messages: int, timeout_s: float = 30.0, *, progress: bool | None = None) -> None:
         """Return when ``n_messages`` messages in all have been handled.
+
+        Parameters
+        ----------
+        n_messages : int
+            Counted since :meth:`start` (``handled``), whatever became of them.
+        timeout_s : float, default 30
+        progress : bool, optional
+            Show a progress bar; default: when waiting for more than 2,000 messages.
 
         Raises
         ------
@@ -636,8 +644,15 @@ class MqttGateway:
         if type(n_messages) is not int or n_messages < 0:
             raise ValueError(f"n_messages must be a whole number >= 0; got {n_messages!r}. "
                              f"/ n_messages は 0 以上の整数にしてください。")
-        with self._done:
-            if not self._done.wait_for(lambda: self.handled >= n_messages, timeout_s):
+        from tqdm.auto import tqdm
+
+        show = progress if progress is not None else n_messages > 2000
+        deadline = time.monotonic() + timeout_s
+        with self._done, tqdm(total=n_messages, desc="gateway", unit="msg", disable=not show) as bar:
+            while self.handled < n_messages and time.monotonic() < deadline:
+                self._done.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+                bar.update(min(self.handled, n_messages) - bar.n)
+            if self.handled < n_messages:
                 raise TimeoutError(
                     f"Only {self.arrived} of {n_messages} messages arrived from {_shown(self.url or '?')} "
                     f"in {timeout_s} s ({self.handled} handled). Did the stations publish to "
