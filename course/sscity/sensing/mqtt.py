@@ -32,10 +32,12 @@ the gateway to a batch of 20). :meth:`MqttGateway.stop` stores or dead-letters e
 queued before it returns; a message queued when the process dies is lost.
 
 A broker may also drop messages for a subscriber that falls behind: mosquitto keeps at most
-``max_queued_messages`` (default 1000) QoS 1 messages per client beyond the 20 in flight and
-drops the rest ("Outgoing messages are being dropped" in its log). A class server that
-takes bursts (a whole class replaying a day of frames) wants ``max_queued_messages 0``
-(no limit) in ``mosquitto.conf``; :meth:`MqttGateway.wait_until` says how many arrived.
+``max_queued_messages`` (default 1000) QoS 1 messages per client beyond those in flight
+(``max_inflight_messages``, default 20) and drops the rest ("Outgoing messages are being
+dropped" in its log; ``man mosquitto.conf``). A class server that takes bursts (a whole
+class replaying a day of frames) wants a larger ``max_queued_messages`` in
+``mosquitto.conf``, e.g. 100000 (0 means no limit, which the manual advises against);
+:meth:`MqttGateway.wait_until` says how many arrived.
 
 Example
 -------
