@@ -143,6 +143,12 @@ GYRO_RANGE_RADPS = math.radians(2000)
 _STEER_GAIN_Y, _STEER_GAIN_HEADING, _STEER_LIMIT = 2.0, 3.0, 0.5
 
 
+def _streams(run_seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """Two independent generators from one run's seed: the plan's draws and the ride's draws."""
+    plan, ride = np.random.SeedSequence(run_seed).spawn(2)
+    return np.random.default_rng(plan), np.random.default_rng(ride)
+
+
 # ------------------------------------------------------------------------------ the plan
 
 
@@ -150,9 +156,11 @@ def ride_plan(seed: int = RIDE_IMU_SEED) -> pd.DataFrame:
     """One row per run: what is simulated, with every random choice drawn from the run's seed.
 
     Runs are numbered 1, 2, ... over surface x speed x repeat (``REPEATS`` = 4 each, 60 runs).
-    Each run's seed is ``seed + run_id``; from it come the rider posture (``seated`` or
-    ``standing``), the tyre's contact stiffness and damping, and (in :func:`simulate_run`)
-    the surface layout and the sensor noise, so one run can be rebuilt alone.
+    The rider sits in the 1st and 3rd repeat and stands in the 2nd and 4th, so posture is
+    balanced within every surface and speed. Each run's seed is ``seed + run_id``. It is
+    split (``numpy.random.SeedSequence.spawn``) into two independent streams: one draws the
+    tyre's contact stiffness and damping here, the other the surface layout and the sensor
+    noise in :func:`simulate_run`; so one run can be rebuilt alone.
 
     Returns
     -------
@@ -164,12 +172,12 @@ def ride_plan(seed: int = RIDE_IMU_SEED) -> pd.DataFrame:
     run_id = 0
     for surface in SURFACES:
         for speed in SPEEDS_MPS:
-            for _ in range(REPEATS):
+            for repeat in range(REPEATS):
                 run_id += 1
-                rng = np.random.default_rng(seed + run_id)
+                rng, _ = _streams(seed + run_id)
                 rows.append({
                     "run_id": run_id, "surface": surface, "speed_mps": speed, "seed": seed + run_id,
-                    "posture": ("seated", "standing")[int(rng.integers(2))],
+                    "posture": ("seated", "standing")[repeat % 2],
                     "tyre_stiffness_npm": int(round(rng.uniform(120_000, 200_000), -3)),
                     "tyre_damping_nspm": int(round(rng.uniform(800, 1500), -1)),
                     "slope_percent": round(100 * RAMP_SLOPE, 2) if surface == "ramp" else 0.0,
@@ -380,7 +388,7 @@ def simulate_run(plan_row, *, return_truth: bool = False):
     if plan_row.surface not in _BUILDERS:
         raise ValueError(f"Unknown surface {plan_row.surface!r}; choose one of {SURFACES}. / "
                          f"不明な路面 {plan_row.surface!r} です。{SURFACES} から選んでください。")
-    rng = np.random.default_rng(int(plan_row.seed))
+    _, rng = _streams(int(plan_row.seed))
     speed = float(plan_row.speed_mps)
     n_samples = int(RUN_SECONDS * SAMPLE_RATE_HZ)
     period = 1.0 / SAMPLE_RATE_HZ
