@@ -168,7 +168,7 @@ def mqtt_path_throughput(url: str, messages: int = MQTT_MESSAGES) -> float:
         gateway = Gateway(client, stations=STATIONS)
         with MqttGateway(gateway, url=url) as receiver:
             started = _publish_from_child(url, messages)
-            receiver.wait_until(messages, timeout_s=600)
+            receiver.wait_until(messages, timeout_s=600, progress=False)
             finished = time.time()
     if gateway.stats["stored"] != messages:
         raise RuntimeError(f"only {gateway.stats['stored']} of {messages} messages were stored: "
