@@ -15,6 +15,13 @@ from sscity.sensing.filters import detection_scores
 RATE = 100.0
 
 
+@pytest.fixture(scope="module")
+def campus():
+    from sscity.data import load_campus_sensors
+
+    return load_campus_sensors()
+
+
 def _tone(n=400, amplitude=2.0, frequency=10.0, offset=0.0, rate=RATE):
     t = np.arange(n) / rate
     return t, offset + amplitude * np.cos(2 * np.pi * frequency * t)
@@ -97,6 +104,29 @@ def test_default_columns_are_the_imu_channels_and_the_sample_rate_comes_from_t_s
     assert len(features) == 3
     at_50_hz = window_features(frame.assign(t_s=np.arange(300) / 50.0), band_hz=(5, 25))
     assert at_50_hz["ax_mps2_peak_hz"].max() <= 25  # the inferred rate sets the frequency axis
+
+
+def test_other_groups_and_labels_such_as_campus_stations(campus):
+    _, readings, _ = campus
+    two = readings[readings["station_id"].isin(["cs-01", "cs-21"])].dropna()
+    two = two.assign(kind=two["station_id"].str[-2:].map({"01": "campus", "21": "station"}))
+    day = 144  # ten-minute readings: one window per day
+    features = window_features(two, window=day, columns=["temperature_c", "noise_dba"],
+                               sample_rate_hz=1 / 600, band_hz=(0, 1 / 1200), group="station_id",
+                               label="kind")
+    assert list(features.columns[:3]) == ["station_id", "kind", "start"]
+    for station_id, rows in two.groupby("station_id"):
+        got = features[features["station_id"] == station_id]
+        assert len(got) == len(rows) // day
+        first = rows["temperature_c"].to_numpy()[:day]
+        assert got["temperature_c_ptp"].iloc[0] == pytest.approx(np.ptp(first))
+        # The strongest slow rhythm of temperature is the day itself: one cycle per 144 readings.
+        assert got["temperature_c_peak_hz"].median() == pytest.approx(1 / 86_400)
+    with pytest.raises(KeyError, match="group='station'"):
+        window_features(two, window=day, sample_rate_hz=1 / 600, band_hz=(0, 1 / 1200), group="station")
+    with pytest.raises(ValueError, match="more than one kind"):
+        window_features(two.assign(station_id="all"), window=day, columns=["noise_dba"],
+                        sample_rate_hz=1 / 600, band_hz=(0, 1 / 1200), group="station_id", label="kind")
 
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), [
@@ -190,10 +220,8 @@ def test_isolation_forest_bad_inputs_say_what_to_fix():
         isolation_forest_flags(pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]}))
 
 
-def test_isolation_forest_on_campus_sensors_catches_every_spike_and_misses_stuck_values():
-    from sscity.data import load_campus_sensors
-
-    _, readings, faults = load_campus_sensors()
+def test_isolation_forest_on_campus_sensors_catches_every_spike_and_misses_stuck_values(campus):
+    _, readings, faults = campus
     channels = ["temperature_c", "humidity_pct", "pm25_ugm3", "noise_dba"]
 
     def scores(station_id):

@@ -3,7 +3,9 @@
 A device does not send (or classify) every raw sample: it cuts the stream into windows
 and summarises each one in a handful of numbers. :func:`window_features` does that for a
 table of samples such as ``sscity.data.load_ride_imu()`` (SIMULATED ride IMU): one row per
-window per run, never a window across two runs.
+window per run, never a window across two runs. Any other table works the same way with
+``group=`` naming its runs, e.g. ``group="station_id"`` for ``campus-sensors`` (pass
+``sample_rate_hz=1/600`` for ten-minute readings).
 
 Per channel and window (``x`` is the window's samples, ``n`` of them):
 
@@ -67,12 +69,12 @@ def _check_int(value, name: str, low: int) -> int:
     return int(value)
 
 
-def _channels(frame: pd.DataFrame, columns) -> list[str]:
+def _channels(frame: pd.DataFrame, columns, not_channels: set) -> list[str]:
     if columns is None:
         if all(c in frame.columns for c in IMU_COLUMNS):
             return list(IMU_COLUMNS)
         columns = [c for c in frame.columns
-                   if c not in _NOT_CHANNELS and pd.api.types.is_numeric_dtype(frame[c])]
+                   if c not in not_channels and pd.api.types.is_numeric_dtype(frame[c])]
         if not columns:
             raise ValueError("frame has no numeric channel to summarise; pass columns=[...]. / "
                              "要約できる数値の列がありません。columns=[...] を指定してください。")
@@ -93,7 +95,7 @@ def _channels(frame: pd.DataFrame, columns) -> list[str]:
     return columns
 
 
-def _sample_rate(frame: pd.DataFrame, sample_rate_hz) -> float:
+def _sample_rate(frame: pd.DataFrame, sample_rate_hz, group: str | None) -> float:
     if sample_rate_hz is not None:
         rate = float(sample_rate_hz)
         if not rate > 0:
@@ -103,7 +105,7 @@ def _sample_rate(frame: pd.DataFrame, sample_rate_hz) -> float:
     if _TIME not in frame.columns:
         raise ValueError("Give sample_rate_hz (the frame has no t_s column to infer it from). / "
                          "sample_rate_hz を指定してください（t_s 列がないため推定できません）。")
-    runs = frame.groupby(_GROUP, sort=False)[_TIME] if _GROUP in frame.columns else [(None, frame[_TIME])]
+    runs = frame.groupby(group, sort=False)[_TIME] if group is not None else [(None, frame[_TIME])]
     steps = np.concatenate([np.diff(np.asarray(t, dtype=float)) for _, t in runs])
     if steps.size == 0 or not np.all(steps > 0):
         raise ValueError("t_s must increase within each run to infer the sample rate; sort the frame "
@@ -113,16 +115,27 @@ def _sample_rate(frame: pd.DataFrame, sample_rate_hz) -> float:
     return round(float(1.0 / np.median(steps)), 6)
 
 
+def _optional_column(frame: pd.DataFrame, name: str | None, default: str, what: str) -> str | None:
+    """``name`` if given (it must exist), else ``default`` when the frame has it, else None."""
+    if name is None:
+        return default if default in frame.columns else None
+    if name not in frame.columns:
+        raise KeyError(f"{what}={name!r} is not a column of the frame; it has {list(frame.columns)}. / "
+                       f"{what}={name!r} という列がありません（あるのは {list(frame.columns)}）。")
+    return name
+
+
 def window_features(frame: pd.DataFrame, window: int = 100, step: int | None = None, columns=None, *,
-                    sample_rate_hz: float | None = None, band_hz: tuple[float, float] = (5.0, 20.0)
-                    ) -> pd.DataFrame:
+                    sample_rate_hz: float | None = None, band_hz: tuple[float, float] = (5.0, 20.0),
+                    group: str | None = None, label: str | None = None) -> pd.DataFrame:
     """Summarise each window of each run in a few numbers per channel.
 
     Parameters
     ----------
     frame : pandas.DataFrame
-        Samples in time order. With a ``run_id`` column, windows are cut within each run
-        (runs in order of first appearance); without it, the whole frame is one run.
+        Samples in time order. With a ``run_id`` column (or the ``group`` column), windows are
+        cut within each run (runs in order of first appearance); without it, the whole frame
+        is one run.
     window : int, default 100
         Samples per window (1 s at 100 Hz).
     step : int, optional
@@ -135,11 +148,17 @@ def window_features(frame: pd.DataFrame, window: int = 100, step: int | None = N
         Samples per second, for the spectral features; default inferred from ``t_s``.
     band_hz : (low, high), default (5, 20)
         The band of ``_band_power``, in Hz; ``high`` at most the Nyquist frequency.
+    group : str, optional
+        The column that names the run (e.g. ``"station_id"`` for ``campus-sensors``);
+        default ``run_id`` when present.
+    label : str, optional
+        A column carried over to each window, which must be constant within a run; default
+        ``surface`` when present.
 
     Returns
     -------
     pandas.DataFrame
-        One row per window: ``run_id`` and ``surface`` when the frame has them, ``start``
+        One row per window: the group and label columns (``run_id``, ``surface``), ``start``
         (the window's first sample, counted from the run's first), ``t_start_s`` (when the
         frame has ``t_s``), then ``<channel>_<feature>`` for each channel and each of
         :data:`FEATURES` (see the module docstring).
@@ -165,8 +184,10 @@ def window_features(frame: pd.DataFrame, window: int = 100, step: int | None = N
                         "frame にはサンプルの pandas DataFrame を渡してください。")
     window = _check_int(window, "window", 2)
     step = window if step is None else _check_int(step, "step", 1)
-    channels = _channels(frame, columns)
-    rate = _sample_rate(frame, sample_rate_hz)
+    group = _optional_column(frame, group, _GROUP, "group")
+    label = _optional_column(frame, label, _LABEL, "label")
+    channels = _channels(frame, columns, _NOT_CHANNELS | {group, label})
+    rate = _sample_rate(frame, sample_rate_hz, group)
     low, high = (float(b) for b in band_hz)
     nyquist = rate / 2
     if not (0 <= low < high <= nyquist):
@@ -180,8 +201,8 @@ def window_features(frame: pd.DataFrame, window: int = 100, step: int | None = N
                          f"(e.g. frame.dropna()). / 列 {bad} に欠損値 (NaN) があります。先に補間するか "
                          f"削除してください。")
 
-    if _GROUP in frame.columns:
-        codes, run_ids = pd.factorize(frame[_GROUP], sort=False)
+    if group is not None:
+        codes, run_ids = pd.factorize(frame[group], sort=False)
         runs = [(run_id, np.flatnonzero(codes == k)) for k, run_id in enumerate(run_ids)]
     else:
         runs = [(None, np.arange(len(frame)))]
@@ -216,15 +237,15 @@ def window_features(frame: pd.DataFrame, window: int = 100, step: int | None = N
         }
         piece = {}
         if run_id is not None:
-            piece[_GROUP] = np.repeat(run_id, starts.size)
-        if _LABEL in frame.columns:
-            labels = frame[_LABEL].to_numpy()[rows]
+            piece[group] = np.repeat(run_id, starts.size)
+        if label is not None:
+            labels = frame[label].to_numpy()[rows]
             if len(pd.unique(labels)) > 1:
                 found = sorted(map(str, set(labels)))
-                raise ValueError(f"run {run_id!r} has more than one surface ({found}); give each labelled "
-                                 f"segment its own run_id. / ラン {run_id!r} に複数の surface があります。"
-                                 f"区間ごとに別の run_id を付けてください。")
-            piece[_LABEL] = np.repeat(labels[0], starts.size)
+                raise ValueError(f"run {run_id!r} has more than one {label} ({found}); give each labelled "
+                                 f"segment its own {group or 'run_id'}. / ラン {run_id!r} に複数の {label} が"
+                                 f"あります。区間ごとに別の {group or 'run_id'} を付けてください。")
+            piece[label] = np.repeat(labels[0], starts.size)
         piece["start"] = starts
         if _TIME in frame.columns:
             piece["t_start_s"] = frame[_TIME].to_numpy(dtype=float)[rows][starts]
