@@ -425,6 +425,7 @@ def test_handle_many_survives_an_unreachable_platform_and_bad_messages(monkeypat
         outcomes = gateway.handle_many([(TOPIC, pack_reading(READING)), (TOPIC, None), "not a pair",
                                         ("city/tsukuba/sensors/8", other)])
     assert [o.reason for o in outcomes] == ["platform_error", "not_bytes", "bad_topic", "platform_error"]
+    assert gateway.dead_letters[1].payload == "not a pair"  # refused while decoding: before the writes
     assert gateway.stats["dead_lettered"] == gateway.stats["received"] == 4
 
 

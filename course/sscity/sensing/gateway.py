@@ -476,10 +476,9 @@ class Gateway:
             index = len(outcomes)
             outcomes.append(None)
             self.stats["received"] += 1
-            try:
-                topic, payload, *rest = message
-                arrival = rest[0] if rest else received_at
-            except (TypeError, ValueError):
+            if isinstance(message, (tuple, list)) and len(message) in (2, 3):
+                topic, payload, arrival = (*message, received_at)[:3]
+            else:  # not a message at all: kept whole as the payload of a bad_topic dead letter
                 topic, payload, arrival = None, message, received_at
             raw = bytes(payload) if isinstance(payload, (bytes, bytearray, memoryview)) else payload
             try:
