@@ -386,3 +386,42 @@ def test_gateway_counts():
     check_quoted(MODULE, quote, "4", stats["dead_lettered"])
     assert [d.reason for d in gateway.dead_letters] == ["truncated", "bad_crc", "unknown_station",
                                                          "station_mismatch"]
+
+
+# --- counts and sizes quoted along the way ------------------------------------------------------
+
+
+def test_dataset_sizes_and_spans():
+    stations, readings, faults = _data()
+    check_quoted(MODULE, "40 stations every 10 minutes over a rainy-season fortnight", "40", len(stations))
+    check_quoted(MODULE, "with 21 faults planted and labelled", "21", len(faults))
+    spikes = _temperature()[STATION][faults.loc[faults["station_id"] == STATION, "start"]]
+    check_quoted(MODULE, "three one-sample spikes above 45 °C", "45", 45)
+    assert len(spikes) == 3 and (spikes > 45).all()
+    drift = faults[faults["station_id"] == "cs-25"].iloc[0]
+    # "over three days"
+    assert drift["end"] + pd.Timedelta(minutes=10) - drift["start"] == pd.Timedelta(days=3)
+    slot = pd.Timestamp("2025-06-19T07:00Z").tz_convert("Asia/Tokyo")
+    assert (slot.day_name(), slot.hour) == ("Thursday", 16)  # "Thursday 19 June, 16:00 JST"
+    assert "(Thursday 19 June, 16:00 JST)" in module_text(MODULE)
+    last = pd.Timestamp("2025-06-19T08:50Z").tz_convert("Asia/Tokyo")
+    assert (last.hour, last.minute) == (17, 50)  # "the latest reading of each station ... (17:50 JST)"
+
+
+def test_frame_sizes():
+    from sscity.sensing.payload import frame_size
+
+    check_quoted(MODULE, "into a 20-byte frame: a version byte", "20", frame_size())
+    check_quoted(MODULE, "Three measurements make 10 bytes", "10",
+                 frame_size(["temperature_c", "humidity_pct", "pm25_ugm3"]))
+
+
+def test_ride_imu_shape():
+    from sscity.data import load_ride_imu
+
+    imu = load_ride_imu()
+    runs = imu.groupby("run_id")["t_s"].agg(["size", "max"])
+    quote = "60 runs of 8 s at 100 Hz"
+    check_quoted(MODULE, quote, "60", len(runs))
+    check_quoted(MODULE, quote, "8", runs["size"].iloc[0] / 100)
+    assert (runs["size"] == 800).all() and runs["max"].iloc[0] == pytest.approx(7.99)
