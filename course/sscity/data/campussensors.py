@@ -1,4 +1,4 @@
-"""Generator of the SYNTHETIC edge-sensor network of module 13 (``campus-sensors``).
+"""Generator of the SYNTHETIC edge-sensor network of module 03 (``campus-sensors``).
 
 What is real and what is not:
 
