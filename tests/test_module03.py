@@ -174,3 +174,24 @@ def test_recovered_addresses_hash_back_to_the_log(values):
     for digest, mac in recovered:
         assert hashlib.sha256(salt + bytes.fromhex(mac.replace(":", ""))).hexdigest() == digest
     assert any(mac is None for _, _, mac in values["tracked"])
+
+
+def test_without_a_c_compiler_the_notebook_still_runs_and_says_so(tmp_path, monkeypatch):
+    # a student's laptop: no compiler on PATH, the hidden tests stripped as in the released notebook
+    import re
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))
+    monkeypatch.delenv("CC", raising=False)
+    import nbformat
+
+    released = nbformat.read(NOTEBOOK, as_version=4)
+    for cell in released.cells:
+        cell.source = re.sub(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", "", cell.source, flags=re.S)
+    student = tmp_path / "assignment.ipynb"
+    nbformat.write(released, student)
+    nb = execute(student, tmp_path / "run")
+    assert not errors(nb), errors(nb)
+    said = [text for _, kind, text in text_outputs(nb) if kind == "stdout" and "C compiler" in text]
+    assert len(said) == 2 and all("コンパイラ" in text for text in said)  # the answer cell and the test cell
