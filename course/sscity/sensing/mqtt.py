@@ -165,9 +165,10 @@ class EmbeddedBroker:
         0 picks a free port (see ``url`` once started).
     separate_process : bool, default False
         Run the broker in a child Python process instead (``python -m sscity.sensing.mqtt``),
-        which ends when this one does. A pure-Python broker and the gateway then no longer
-        share one interpreter lock, so on a machine with two or more cores the path carries
-        about twice as many messages per second (``make bench``).
+        which ends when this one does. A pure-Python broker and the gateway (with the
+        embedded platform) then no longer share one interpreter lock, so on a machine with
+        two or more free cores the path carries more messages per second (``make bench``:
+        ``gateway_mqtt_embedded_child_process_msgs_per_s``).
 
     Attributes
     ----------
@@ -299,7 +300,8 @@ class EmbeddedBroker:
         await broker.start()
         try:
             port = broker._servers["default"].instance.sockets[0].getsockname()[1]
-            self.url = f"mqtt://{self.host}:{port}"
+            where = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+            self.url = f"mqtt://{where}:{port}"
             self._ready.set()
             await self._stopping.wait()
         finally:
