@@ -290,3 +290,28 @@ def test_a_symlinked_notebook_is_refused(tmp_path):
     subs, _ = grade_module.discover(tmp_path / "sub", releases)
     thief = next(s for s in subs if s.student == "thief")
     assert not thief.notebooks and any("link" in str(f) for f in thief.findings)
+
+
+def test_the_sandbox_etc_holds_the_allowed_files_and_they_are_readable(tmp_path):
+    """/etc inside is the allow-list, traversable by the sandbox's user: a root-only /etc once
+    made every file bound into it unreadable (time zone, fonts, and the symlinks in
+    /etc/alternatives that Debian's arm-none-eabi-gcc finds its headers through)."""
+    import subprocess
+    import sys
+
+    from sscity.course.sandbox import _ETC
+
+    workdir = tmp_path / "work"
+    workdir.mkdir(mode=0o777)
+    script = ("import os, json; print(json.dumps({'names': sorted(os.listdir('/etc')), "
+              "'readable': {n: os.access('/etc/' + n, os.R_OK) for n in os.listdir('/etc')}}))")
+    done = subprocess.run([sys.executable, "-m", "sscity.course.sandbox", "run", "--workdir", str(workdir),
+                           "--course-root", str(ROOT), "--", sys.executable, "-c", script],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    expected = sorted(name for name in _ETC if (Path("/etc") / name).exists())
+    assert seen["names"] == expected, "the sandbox's /etc must hold exactly the allow-list"
+    assert all(seen["readable"].values()), f"unreadable in the sandbox's /etc: {seen['readable']}"

@@ -291,6 +291,8 @@ def _bwrap(args, workdir: Path, env: dict, uid: int | None) -> list[str]:
                     if parent != Path("/")} - set(readable + writable), key=lambda p: len(p.parts))
     for parent in above:
         out += ["--perms", "0755", "--dir", str(parent)]
+    # /etc itself likewise, or the files of it bound below are unreachable (root-only /etc).
+    out += ["--perms", "0755", "--dir", "/etc"]
     for name in _ETC:
         if (Path("/etc") / name).exists():
             out += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
