@@ -42,7 +42,8 @@ _drift_flags = flag_faults(PM25["cs-28"], NETWORK_PM25)
 _day_client = Client(tenant="a03-day")
 _held = RIDE_WINDOWS[~RIDE_WINDOWS["run_id"].isin(training_runs)]
 _X_held = _held[FEATURE_COLUMNS].to_numpy()
-_c_labels = device_predict(_X_held)
+_c_labels = embedded.predict_with_source(device_c_source, _X_held,
+                                         classes=sorted(RIDE_WINDOWS["surface"].unique()))
 _noise_rows = readings[(readings["station_id"] == "cs-05")
                        & (readings["time"] >= pd.Timestamp("2025-06-12").tz_localize(JST))
                        & (readings["time"] < pd.Timestamp("2025-06-13").tz_localize(JST))]
@@ -65,7 +66,7 @@ _values = {
     "sklearn_labels": [str(x) for x in model_predict(_X_held)],
     "c_labels": [str(x) for x in _c_labels],
     "truth_labels": [str(x) for x in _held["surface"]],
-    "flash": device_flash_bytes,
+    "flash": embedded.source_footprint(device_c_source)["flash"],
     "tracked": [[str(s), d, None if pd.isna(m) else m] for s, d, m in
                 campus_tracked[["station_id", "digest", "mac"]].itertuples(index=False)],
 }

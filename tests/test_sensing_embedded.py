@@ -139,3 +139,40 @@ def test_bad_inputs_have_clear_errors(forest, split, tmp_path):
         footprint(tmp_path / "x.o", toolchain="avr")
     with pytest.raises(FileNotFoundError, match="compile the model first"):
         footprint(tmp_path / "missing.o")
+
+
+@needs_cc
+def test_source_text_alone_predicts_like_sklearn_and_measures_like_the_model(forest, split, tmp_path):
+    _, X_test, _, _ = split
+    source = export_c(forest, "fromtext", tmp_path).read_text()
+    labels = embedded.predict_with_source(source, X_test, classes=forest.classes_)
+    assert np.mean(labels == forest.predict(X_test)) >= 0.99
+    indices = embedded.predict_with_source(source, X_test)
+    assert np.array_equal(np.asarray(forest.classes_)[indices], labels)
+    assert embedded.source_footprint(source) == footprint(compile_model(forest, "fromtext", tmp_path / "m"))
+
+
+@needs_cc
+def test_source_with_emlearn_default_int16_features_is_run_as_int16(split):
+    """emlearn's default export takes int16 features: the C then sees truncated readings, and
+    on features of order 1 it disagrees with scikit-learn (the pitfall the course teaches)."""
+    import emlearn
+
+    X_train, X_test, y_train, _ = split
+    model = DecisionTreeClassifier(max_depth=6, random_state=0).fit(X_train, y_train)
+    source = emlearn.convert(model, method="inline").save(name="asint")
+    assert "const int16_t *" in source
+    labels = embedded.predict_with_source(source, X_test, classes=model.classes_)
+    truncated = model.predict(np.trunc(X_test))        # what the int16 thresholds amount to, roughly
+    assert np.mean(labels == model.predict(X_test)) < 0.9
+    assert np.mean(labels == truncated) > np.mean(labels == model.predict(X_test))
+
+
+def test_source_errors_are_clear():
+    with pytest.raises(TypeError, match="C text"):
+        embedded.predict_with_source(None, np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="exactly one"):
+        embedded.predict_with_source("int main(void) { return 0; }", np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="exactly one"):
+        embedded.source_footprint("int32_t a_predict(const float *f, int32_t n);\n"
+                                  "int32_t b_predict(const float *f, int32_t n);")

@@ -48,6 +48,7 @@ True
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -66,6 +67,8 @@ __all__ = [
     "agreement",
     "footprint",
     "cross_compile_arm",
+    "predict_with_source",
+    "source_footprint",
 ]
 
 SUPPORTED_MODELS = ("DecisionTreeClassifier", "RandomForestClassifier", "ExtraTreesClassifier")
@@ -192,21 +195,21 @@ def export_c(model, name: str = "model", folder=None) -> Path:
 
 
 _HARNESS = r"""
-/* Reads rows of float32 features (native byte order) from a file and prints one
+/* Reads rows of features (FEATURE, native byte order) from a file and prints one
    predicted class index per line. */
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-int32_t NAME_predict(const float *features, int32_t features_length);
+int32_t NAME_predict(const FEATURE *features, int32_t features_length);
 
 int main(int argc, char **argv) {
-    if (argc != 3) { fprintf(stderr, "usage: %s rows.f32 n_features\n", argv[0]); return 2; }
+    if (argc != 3) { fprintf(stderr, "usage: %s rows n_features\n", argv[0]); return 2; }
     const int n = atoi(argv[2]);
     FILE *f = fopen(argv[1], "rb");
     if (f == NULL || n <= 0) { fprintf(stderr, "cannot read %s\n", argv[1]); return 2; }
-    float *row = malloc(sizeof(float) * (size_t)n);
-    while (fread(row, sizeof(float), (size_t)n, f) == (size_t)n) {
+    FEATURE *row = malloc(sizeof(FEATURE) * (size_t)n);
+    while (fread(row, sizeof(FEATURE), (size_t)n, f) == (size_t)n) {
         printf("%d\n", (int)NAME_predict(row, n));
     }
     free(row);
@@ -288,7 +291,7 @@ def compile_and_predict(model, X, folder=None, name: str = "model") -> np.ndarra
 def _compile_and_predict(model, X, folder, name, compiler):
     obj = compile_model(model, name, folder)
     harness = folder / f"{name}_harness.c"
-    harness.write_text(_HARNESS.replace("NAME", name), encoding="utf-8")
+    harness.write_text(_HARNESS.replace("NAME", name).replace("FEATURE", "float"), encoding="utf-8")
     program = folder / f"{name}_harness"
     _run([compiler, "-std=c99", "-O2", harness, obj, "-o", program], "Linking the test program")
     rows = folder / f"{name}_rows.f32"
@@ -319,6 +322,110 @@ def cross_compile_arm(model, name: str = "model", folder=None) -> dict:
     Raises :class:`CompilerNotFound` when ``arm-none-eabi-gcc`` is missing.
     """
     return footprint(compile_model(model, name, folder, toolchain="arm"), toolchain="arm")
+
+
+# --- from C source text (what a device is actually flashed with) -------------------------
+
+_PREDICT = re.compile(r"int32_t\s+([A-Za-z_]\w*)_predict\s*\(\s*const\s+(float|int16_t)\s*\*")
+
+
+def _check_source(source) -> tuple[str, str]:
+    """The model's C prefix and feature type, read from the source's predict function."""
+    if isinstance(source, os.PathLike):
+        source = Path(source).read_text(encoding="utf-8")
+    if not isinstance(source, str) or not source.strip():
+        raise TypeError("source must be the C text of an exported model (a str), e.g. "
+                        "embedded.export_c(model, 'surface').read_text(). / source には書き出した"
+                        "モデルの C のテキスト（str）を渡してください（例："
+                        "embedded.export_c(model, 'surface').read_text()）。")
+    found = _PREDICT.findall(source)
+    names = {name for name, _ in found}
+    if len(names) != 1:
+        raise ValueError(
+            "The C source should define exactly one '<name>_predict(const float *features, ...)' "
+            f"function, as emlearn writes it; found {sorted(names) or 'none'}. / C のソースには、emlearn が"
+            "書き出す '<name>_predict(const float *features, ...)' 関数がちょうど一つ必要です。"
+        )
+    return found[0]
+
+
+def _compile_source(source: str, name: str, folder: Path, toolchain: str) -> Path:
+    compiler = find_compiler(toolchain)
+    path = folder / f"{name}.c"
+    path.write_text(source, encoding="utf-8")
+    obj = path.with_name(name + (".o" if toolchain == "host" else ".cortex-m4.o"))
+    _run([compiler, *(HOST_CFLAGS if toolchain == "host" else ARM_CFLAGS), "-c", path, "-o", obj],
+         f"Compiling {path.name}")
+    return obj
+
+
+def predict_with_source(source, X, classes=None) -> np.ndarray:
+    """Compile C source text of an exported model, run it on ``X`` and return its predictions.
+
+    Unlike :func:`compile_and_predict`, nothing here needs the Python model: this is how
+    to check the C a device is flashed with against a reference (a grader, a colleague).
+    The prefix of the model's functions is read from the source. Features reach the C as
+    the type its predict function declares: ``float`` (as :func:`export_c` writes), or
+    ``int16_t`` (emlearn's default), in which case they are truncated to integers as a
+    device given int16 readings would see them.
+
+    Parameters
+    ----------
+    source : str or path-like
+        The C text, e.g. ``export_c(model, "surface").read_text()``.
+    X : array-like of shape (n_samples, n_features)
+    classes : sequence, optional
+        Labels for the class indices (a model's ``classes_``: sorted labels); without it,
+        the indices are returned.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_samples,)
+    """
+    name, feature_type = _check_source(source)
+    if isinstance(source, os.PathLike):
+        source = Path(source).read_text(encoding="utf-8")
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0 or not np.isfinite(X).all():
+        raise ValueError(f"X must be a non-empty 2-D array of finite numbers; got shape {X.shape}. "
+                         f"/ X は有限の数の空でない2次元配列にしてください（形 {X.shape}）。")
+    compiler = find_compiler("host")
+    with tempfile.TemporaryDirectory(prefix="sscity-c-") as tmp:
+        folder = Path(tmp)
+        obj = _compile_source(source, name, folder, "host")
+        c_type = "float" if feature_type == "float" else "int16_t"
+        harness = folder / f"{name}_harness.c"
+        harness.write_text(_HARNESS.replace("NAME", name).replace("FEATURE", c_type), encoding="utf-8")
+        program = folder / f"{name}_harness"
+        _run([compiler, "-std=c99", "-O2", harness, obj, "-o", program], "Linking the test program")
+        rows = folder / f"{name}_rows.bin"
+        if feature_type == "float":
+            np.ascontiguousarray(X, dtype=np.float32).tofile(rows)
+        else:
+            np.ascontiguousarray(np.trunc(np.clip(X, -32768, 32767)), dtype=np.int16).tofile(rows)
+        out = _run([program, rows, X.shape[1]], "Running the test program")
+    indices = np.array(out.split(), dtype=np.int64)
+    if len(indices) != len(X):
+        raise RuntimeError(f"The C program printed {len(indices)} predictions for {len(X)} rows. "
+                           f"/ C プログラムの予測数 {len(indices)} が行数 {len(X)} と合いません。")
+    if classes is None:
+        return indices
+    classes = np.asarray(classes)
+    if indices.size and (indices.min() < 0 or indices.max() >= len(classes)):
+        raise ValueError(f"The C model predicts class index {int(indices.max())} but {len(classes)} "
+                         f"classes were given. / C のモデルがクラス番号 {int(indices.max())} を"
+                         f"予測しましたが、与えられたクラスは {len(classes)} 個です。")
+    return classes[indices]
+
+
+def source_footprint(source, toolchain: str = "host") -> dict:
+    """Compile C source text of an exported model and return its :func:`footprint`."""
+    _check_toolchain(toolchain)
+    name, _ = _check_source(source)
+    if isinstance(source, os.PathLike):
+        source = Path(source).read_text(encoding="utf-8")
+    with tempfile.TemporaryDirectory(prefix="sscity-c-") as tmp:
+        return footprint(_compile_source(source, name, Path(tmp), toolchain), toolchain=toolchain)
 
 
 # --- sizes -------------------------------------------------------------------------------
