@@ -304,3 +304,13 @@ def test_bad_input_says_what_to_fix(survey):
         Hierarchy("bad", {"a": ("x", "*"), "b": ("x", "y")})
     with pytest.raises(ValueError, match="same"):
         Hierarchy("bad", {"a": ("x", "*"), "b": ("*",)})
+
+
+def test_steps_chain_in_any_order_and_stay_truthful(survey):
+    release = (Release.of(survey).drop_identifiers().generalise({"household": 1})
+               .top_code("age_group", "70-79").suppress_small_classes(2).mondrian(5))
+    assert release.k >= 5
+    assert len(release.data) + sum(s.rows_removed for s in release.steps) == len(survey)
+    _assert_truthful(release)
+    assert {"action": "Mondrian k-anonymisation", "rows removed": 0}.items() <= \
+        release.report().iloc[-1].to_dict().items()

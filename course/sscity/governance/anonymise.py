@@ -27,7 +27,8 @@ with): equivalence classes are the groups of equal quasi-identifier values; t is
 largest EMD of a class's distribution of the sensitive value from the whole table's, with
 the *ordered distance* |i - j| / (m - 1) over the m distinct values observed in the table
 for numeric (and here also ordered categorical) attributes, and the *equal distance*
-(half the L1 distance) for the others.
+(half the L1 distance) for the others. (pycanon reads row labels as positions: hand it
+``release.data.reset_index(drop=True)``, not a table with suppressed rows' gaps.)
 
 A :class:`Release` records each step (what, on which columns, under which article, how many
 rows and cells it changed) and what was lost; :func:`mondrian` is LeFevre, DeWitt &
