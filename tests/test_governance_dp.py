@@ -185,6 +185,17 @@ def test_release_prints(people):
     assert isinstance(release, DPRelease)
     assert "DP count by district (epsilon = 1" in str(release)
     assert "<table" in release._repr_html_()
+    table = release.table
+    assert list(table.columns) == ["estimate", "lower", "upper", "scale", "accuracy"]
+    assert (table["upper"] - table["estimate"]).tolist() == pytest.approx(table["accuracy"].tolist())
+    assert (table["estimate"] - table["lower"]).tolist() == pytest.approx(table["accuracy"].tolist())
+
+
+def test_yes_no_column_sums_as_whole_numbers(people):
+    answered = people.assign(happy=people["happiness"] >= 6)
+    release = dp_sums(answered, "district", "happy", (0, 1), 1.0, groups=GROUPS)
+    assert release.mechanism == "discrete Laplace"
+    assert (release.table["scale"] == 1.0).all()
 
 
 # --------------------------------------------------------------------------- bad input

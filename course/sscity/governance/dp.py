@@ -186,9 +186,9 @@ def _group_column(data: pd.DataFrame, by: str) -> pd.Series:
 
 def _numeric_values(data: pd.DataFrame, value: str) -> pd.Series:
     column = data[value]
-    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-        if pd.api.types.is_bool_dtype(column):
-            return column.astype(int)
+    if pd.api.types.is_bool_dtype(column):
+        return column.astype(int)
+    if not pd.api.types.is_numeric_dtype(column):
         raise TypeError(
             f"{value!r} must hold numbers, not {column.dtype}; recode answers first. / "
             f"{value!r} は数値の列にしてください（回答を数値に直してから）。"
@@ -315,9 +315,10 @@ class DPRelease:
     bounds : tuple or None
         Clamping bounds (public).
     table : DataFrame
-        Indexed by group: ``estimate`` (noisy), ``scale`` (noise scale b), ``accuracy``
-        (with probability ``level`` the noise is smaller than this); :func:`dp_means` adds
-        ``n_dp`` (the noisy count used to size the mean).
+        Indexed by group: ``estimate`` (noisy), ``lower`` and ``upper``
+        (``estimate ± accuracy``), ``scale`` (noise scale b), ``accuracy`` (with probability
+        ``level`` the noise is smaller than this); :func:`dp_means` adds ``n_dp`` (the noisy
+        count used to size the mean).
     """
 
     statistic: str
@@ -342,6 +343,14 @@ class DPRelease:
 
     def _repr_html_(self) -> str:
         return f"<p><b>{self.title()}</b></p>{self.table.to_html(float_format=lambda v: f'{v:.4g}')}"
+
+
+def _table(rows: list[dict], groups: list, by: str) -> pd.DataFrame:
+    """The release table, with the interval ``estimate ± accuracy`` for plotting."""
+    table = pd.DataFrame(rows, index=pd.Index(groups, name=by))
+    table.insert(1, "lower", table["estimate"] - table["accuracy"])
+    table.insert(2, "upper", table["estimate"] + table["accuracy"])
+    return table
 
 
 def _accuracy(dp, scale: float, alpha: float, discrete: bool) -> float:
@@ -429,10 +438,8 @@ def dp_counts(data: pd.DataFrame, by: str, epsilon: float, *, groups=None, level
     scale = float(query.param())
     counts = query.release()
     accuracy = _accuracy(dp, scale, 1 - level, discrete=True)
-    table = pd.DataFrame(
-        {"estimate": [int(c) for c in counts], "scale": scale, "accuracy": accuracy},
-        index=pd.Index(groups, name=by),
-    )
+    table = _table([{"estimate": int(c), "scale": scale, "accuracy": accuracy} for c in counts],
+                   groups, by)
     return DPRelease("count", by, None, epsilon, level, "discrete Laplace", None, table)
 
 
@@ -489,7 +496,7 @@ def dp_sums(data: pd.DataFrame, by: str, value: str, bounds, epsilon: float, *, 
         scale = float(query.param())
         rows.append({"estimate": query.release(), "scale": scale,
                      "accuracy": _accuracy(dp, scale, 1 - level, discrete=integer)})
-    table = pd.DataFrame(rows, index=pd.Index(groups, name=by))
+    table = _table(rows, groups, by)
     mechanism = "discrete Laplace" if integer else "Laplace"
     return DPRelease("sum", by, value, epsilon, level, mechanism, tuple(bounds), table)
 
@@ -572,7 +579,7 @@ def dp_means(data: pd.DataFrame, by: str, value: str, bounds, epsilon: float, *,
         scale = float(query.param())
         rows.append({"estimate": float(query.release()), "scale": scale,
                      "accuracy": _accuracy(dp, scale, 1 - level, discrete=False), "n_dp": size})
-    table = pd.DataFrame(rows, index=pd.Index(groups, name=by))
+    table = _table(rows, groups, by)
     return DPRelease("mean", by, value, epsilon, level, "Laplace (after a DP count and resize)",
                      tuple(bounds), table)
 
