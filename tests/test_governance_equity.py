@@ -25,6 +25,7 @@ from sscity.governance.equity import (
     route_access,
     selection_rates,
     theil,
+    zones_from_polygons,
 )
 from sscity.mobility.routing import NoRouteError, accessible_route, find_node, load_sidewalks, reachability
 
@@ -221,6 +222,15 @@ def test_network_zones_cut_the_corridor_into_six_blocks(graph):
         network_zones(graph, labels=["south", "north"])
 
 
+def test_the_whole_network_lies_in_sakura(graph):
+    # The districts are schematic (datasets/tsukuba-geo), but they put Tsukuba Station and the
+    # campus in Sakura; so does every node of the synthetic network between them.
+    districts = zones_from_polygons(graph)
+    assert set(districts) == {"sakura"}
+    with pytest.raises(KeyError, match="no column"):
+        zones_from_polygons(graph, column="ward")
+
+
 def test_unlimited_access_agrees_with_module_04_reachability(graph):
     station = find_node(graph, STATION)
     zones = network_zones(graph)
@@ -290,5 +300,7 @@ def test_bad_access_inputs(graph):
         route_access(graph, STATION, zones, max_length_m=0)
     with pytest.raises(ValueError, match="non-negative"):
         route_access(graph, STATION, zones, weights=pd.Series({"N001": 1.0}))
+    with pytest.raises(ValueError, match="Unknown profile"):
+        route_access(graph, STATION, zones, profiles=["skateboard"])
     with pytest.raises(TypeError, match="route_access"):
         access_inequality(pd.DataFrame({"x": [1]}))

@@ -13,7 +13,8 @@ must not widen) needs numbers that a committee can read:
   that can reach a set of destinations on the accessible sidewalk network of module 04
   (:mod:`sscity.mobility.routing`) for each traveller profile, and :func:`access_inequality`
   turns that into indices across zones. :func:`network_zones` cuts the synthetic sidewalk
-  network into six blocks between its five roads (all of it lies in one district, Sakura).
+  network into six blocks between its five roads (all of it lies in one district, Sakura;
+  :func:`zones_from_polygons` assigns nodes to districts or any other polygons).
 
 Conventions
 -----------
@@ -51,6 +52,7 @@ __all__ = [
     "route_access",
     "selection_rates",
     "theil",
+    "zones_from_polygons",
 ]
 
 FOUR_FIFTHS = 0.8
@@ -471,6 +473,46 @@ def network_zones(graph, boundaries: Sequence[float] | None = None,
     return series.astype(pd.CategoricalDtype(labels, ordered=True))
 
 
+def zones_from_polygons(graph, polygons=None, column: str = "district_code") -> pd.Series:
+    """The zone of each node: the ``column`` of the polygon that contains it (e.g. a district).
+
+    Parameters
+    ----------
+    graph : networkx.Graph
+        Nodes carry ``lon`` and ``lat`` (EPSG:4326).
+    polygons : GeoDataFrame, optional
+        Zones in EPSG:4326; default the six (schematic) districts of
+        :func:`sscity.data.loaders.load_districts`. The whole synthetic sidewalk network lies
+        in one of them (Sakura), which is why :func:`network_zones` cuts it into blocks.
+    column : str, default "district_code"
+        The column naming each zone.
+
+    Returns
+    -------
+    Series
+        Indexed by node id, named ``zone``; NaN for a node outside every polygon.
+    """
+    from shapely.geometry import Point
+
+    if polygons is None:
+        from sscity.data.loaders import load_districts
+
+        polygons = load_districts()
+    if column not in polygons.columns:
+        raise KeyError(
+            f"The polygons have no column {column!r}; the columns are {list(polygons.columns)}. / "
+            f"ポリゴンに列 {column!r} がありません。"
+        )
+    shapes = list(zip(polygons[column], polygons.geometry, strict=True))
+    zone = {}
+    for node, d in graph.nodes(data=True):
+        point = Point(d["lon"], d["lat"])
+        zone[node] = next((label for label, shape in shapes if shape.covers(point)), math.nan)
+    series = pd.Series(zone, name="zone", dtype=object)
+    series.index.name = "node"
+    return series
+
+
 def _destinations(graph, destinations) -> list[str]:
     from sscity.mobility.routing import find_node
 
@@ -518,7 +560,7 @@ def route_access(graph, destinations, zones: pd.Series, *,
     """
     import networkx as nx
 
-    from sscity.mobility.routing import _profile, accessible_subgraph
+    from sscity.mobility.routing import PROFILES, AccessProfile, accessible_subgraph
 
     if not isinstance(zones, pd.Series):
         raise TypeError(
@@ -550,10 +592,12 @@ def route_access(graph, destinations, zones: pd.Series, *,
     zone_order = list(zones.cat.categories) if isinstance(zones.dtype, pd.CategoricalDtype) \
         else sorted(zones.unique())
     rows = []
-    for name in profiles:
-        profile = _profile(name)
+    for profile in profiles:
+        # accessible_subgraph checks the profile (and names the valid ones if it is unknown).
+        view = accessible_subgraph(graph, profile)
+        name = profile.name if isinstance(profile, AccessProfile) else PROFILES[profile].name
         distance = nx.multi_source_dijkstra_path_length(
-            accessible_subgraph(graph, profile), targets, cutoff=max_length_m, weight="length_m"
+            view, targets, cutoff=max_length_m, weight="length_m"
         )
         length = pd.Series({n: distance.get(n, math.nan) for n in zones.index}, dtype=float)
         for zone in zone_order:
@@ -565,7 +609,7 @@ def route_access(graph, destinations, zones: pd.Series, *,
             rows.append(
                 {
                     "zone": zone,
-                    "profile": profile.name,
+                    "profile": name,
                     "places": int(len(members)),
                     "people": total,
                     "reached": got,
@@ -606,11 +650,11 @@ def access_inequality(access: pd.DataFrame, epsilon: float = 0.5) -> pd.DataFram
             "lowest_share": float(shares.min()),
             "min_max_ratio": float(shares.min() / shares.max()) if shares.max() > 0 else math.nan,
         }
-        for key, index in (("gini", gini), ("theil", theil),
-                           ("atkinson", lambda s, w: atkinson(s, epsilon, w))):
+        for key, index, args in (("gini", gini, ()), ("theil", theil, ()),
+                                 ("atkinson", atkinson, (epsilon,))):
             try:
-                row[key] = index(shares, people) if key == "atkinson" else index(shares, weights=people)
-            except ValueError:
+                row[key] = index(shares, *args, weights=people)
+            except ValueError:  # nobody reaches anything: no positive total
                 row[key] = math.nan
         rows.append(row)
     return pd.DataFrame(rows).set_index("profile")
