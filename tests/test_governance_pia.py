@@ -273,3 +273,17 @@ def test_markdown_report_renders_with_intact_tables_and_no_raw_html():
     rows = [line for line in register.splitlines() if line.startswith("| ")]
     assert len(rows) == 1 + len(pia.register)
     assert all(line.replace("\\|", "").count("|") == 12 for line in rows)
+
+
+def test_matrix_plot_draws_counts_on_band_colours():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    register = RiskRegister([Risk("A", "a", "collect", 4, 4, treatment="t", residual_likelihood=1,
+                                  residual_impact=2), Risk("B", "b", "use", 4, 4)])
+    ax = register.plot_matrix()
+    assert [t.get_text() for t in ax.texts] == ["2"]  # both risks in the top-right cell
+    assert [t.get_text() for t in register.plot_matrix(residual=True).texts] == ["1"]
+    plt.close("all")

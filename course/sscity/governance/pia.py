@@ -24,6 +24,8 @@ the EDPB), which say two or more met usually mean a full assessment is needed, p
 Japan's APPI (special care-required personal information, art. 2(3); provision to third
 parties or abroad, arts. 27-28). ``min_criteria`` sets the rule: a city may choose 1 (a
 2023 World Economic Forum report profiles Tsukuba for assessing all new technologies).
+APPI article numbers are those in force since April 2022 for businesses (chapter 4); a
+city's own bodies follow the rules for administrative organs (chapter 5) since April 2023.
 
 **Risk scale.** ISO/IEC 29134 asks for likelihood and impact but leaves the scale to the
 assessor. Here both run 1-4 with the labels of the CNIL's PIA method (negligible, limited,
@@ -462,6 +464,30 @@ class RiskRegister:
         return pd.DataFrame([[cells.get((lk, im), 0) for im in LEVELS] for lk in rows],
                             index=pd.Index(rows, name="likelihood"),
                             columns=pd.Index(list(LEVELS), name="impact"))
+
+    def plot_matrix(self, ax=None, residual: bool = False):
+        """Draw :meth:`matrix` as a heat map coloured by band; returns the matplotlib axes."""
+        import matplotlib.pyplot as plt
+        import numpy as np
+        from matplotlib.colors import ListedColormap
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(4.2, 3.6))
+        counts = self.matrix(residual)
+        # Colour each cell by the band of its score, write the number of risks in it.
+        bands = np.array([[[name for name, _, _ in BANDS].index(band(lk * im)) for im in counts.columns]
+                          for lk in counts.index])
+        ax.imshow(bands, cmap=ListedColormap(["#cfe8cf", "#fbe3b0", "#f4b6b0"]), vmin=0, vmax=2)
+        for i, lk in enumerate(counts.index):
+            for j, im in enumerate(counts.columns):
+                if counts.loc[lk, im]:
+                    ax.text(j, i, str(counts.loc[lk, im]), ha="center", va="center", fontsize=12)
+        ax.set_xticks(range(4), [f"{k}\n{LEVELS[k][0]}" for k in counts.columns], fontsize="small")
+        ax.set_yticks(range(4), [f"{k} {LEVELS[k][0]}" for k in counts.index], fontsize="small")
+        ax.set_xlabel("impact / 影響度")
+        ax.set_ylabel("likelihood / 発生可能性")
+        ax.set_title("residual risk / 残留リスク" if residual else "risk before treatment / 対策前のリスク")
+        return ax
 
     def __repr__(self) -> str:
         bands = Counter(r.band for r in self._risks)
