@@ -191,6 +191,16 @@ def test_release_prints(people):
     assert (table["estimate"] - table["lower"]).tolist() == pytest.approx(table["accuracy"].tolist())
 
 
+def test_a_public_group_without_rows_is_released_too(people):
+    # Leaving an empty district out would tell that nobody there answered.
+    groups = [*GROUPS, "nowhere"]
+    assert list(dp_counts(people, "district", 1.0, groups=groups).table.index) == groups
+    sums = dp_sums(people, "district", "happiness", (0, 10), 1.0, groups=groups)
+    assert (sums.table["scale"] == 10.0).all()
+    means = dp_means(people, "district", "happiness", (0, 10), 1.0, groups=groups)
+    assert means.table.loc["nowhere", "n_dp"] >= 1
+
+
 def test_yes_no_column_sums_as_whole_numbers(people):
     answered = people.assign(happy=people["happiness"] >= 6)
     release = dp_sums(answered, "district", "happy", (0, 1), 1.0, groups=GROUPS)

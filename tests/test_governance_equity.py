@@ -280,6 +280,13 @@ def test_access_inequality_by_hand():
     assert table.loc["manual_wheelchair", "overall_share"] == 0.75
 
 
+def test_nobody_reaching_anything_gives_no_index():
+    access = pd.DataFrame({"zone": ["a", "b"], "profile": ["qolo"] * 2, "people": [5.0, 5.0],
+                           "reached": [0.0, 0.0], "share": [0.0, 0.0]})
+    row = access_inequality(access).loc["qolo"]
+    assert row["overall_share"] == 0.0 and math.isnan(row["gini"]) and math.isnan(row["min_max_ratio"])
+
+
 def test_weights_count_people_not_places(graph):
     zones = network_zones(graph)
     people = pd.Series(0.0, index=zones.index)
