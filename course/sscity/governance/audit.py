@@ -45,6 +45,8 @@ from pathlib import Path
 
 import pandas as pd
 
+# The ledger's own hashing and time parsing: a rewrite must compute hashes exactly as the
+# ledger does, or the lesson would show a forgery the real ledger rejects.
 from sscity.platform.consent import GENESIS, ConsentLedger, ConsentRecord, _digest, _utc
 
 __all__ = [

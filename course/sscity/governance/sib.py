@@ -28,7 +28,8 @@ total                                             ¥5,401,000 (about ¥5.40M of 
 
 Sources: Hachioji City, Cancerscan and Keisuri, final report of the project (November 2020),
 as reported by Nikkei BP (新・公民連携最前線, 7 Dec 2020,
-https://project.nikkeibp.co.jp/atclppp/PPP/news/120701799/) and 事業構想 (Nov 2020: "540万円");
+https://project.nikkeibp.co.jp/atclppp/PPP/news/120701799/) and 事業構想 (Nov 2020, "540万円",
+https://www.projectdesign.jp/199902/news/008736.php);
 first payment: Nikkei BP, 28 Oct 2018 (https://project.nikkeibp.co.jp/atclppp/PPP/news/102800929/);
 Ministry of Economy, Trade and Industry and Keisuri, 『八王子市における大腸がん検診・精密検査受診率
 向上事業 最終評価結果を踏まえた事業総括』 (March 2021); budget cap: SIIF's case study
