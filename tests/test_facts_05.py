@@ -160,6 +160,9 @@ def test_dp_error_beside_sampling_error():
     check_quoted(MODULE, "(ratio **1.02** to", "1.02", at_one.min())
     check_quoted(MODULE, "to **1.19**)", "1.19", at_one.max())
     check_quoted(MODULE, "ratio at ε = 1: 1.02 to 1.19", "1.19", at_one.max())
+    inflation = plan.loc[plan["epsilon"] == 1.0, "sd_inflation"]
+    check_quoted(MODULE, "ε = 1 is **1.38** to", "1.38", inflation.min())
+    check_quoted(MODULE, "to **1.49** times the survey's", "1.49", inflation.max())
     check_quoted(MODULE, "only from ε = 2 on", "2", smallest_epsilon(plan, max_ratio=1.0))
 
 
