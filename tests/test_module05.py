@@ -57,7 +57,8 @@ _values = {
     "budget": [[str(r), float(e)] for r, e in
                zip(budget_2019.ledger["release"], budget_2019.ledger["epsilon"], strict=True)],
     "means_bounds": list(means_2019.bounds),
-    "means_width": [float(s * n * means_2019.epsilon * 0.5) for s, n in
+    # scale x n_dp x epsilon / 2 is 10 whatever n_dp was drawn; rounded: float rounding varies with n_dp
+    "means_width": [round(float(s * n * means_2019.epsilon * 0.5), 6) for s, n in
                     zip(means_2019.table["scale"], means_2019.table["n_dp"], strict=True)],
     "counts_scale": [float(s) for s in counts_2019.table["scale"]],
     "counts_accuracy": [float(a) for a in counts_2019.table["accuracy"]],
