@@ -315,3 +315,19 @@ def test_the_sandbox_etc_holds_the_allowed_files_and_they_are_readable(tmp_path)
     expected = sorted(name for name in _ETC if (Path("/etc") / name).exists())
     assert seen["names"] == expected, "the sandbox's /etc must hold exactly the allow-list"
     assert all(seen["readable"].values()), f"unreadable in the sandbox's /etc: {seen['readable']}"
+
+
+def test_scientific_imports_write_nothing_to_stderr_in_the_sandbox(tmp_path):
+    """joblib (imported by scikit-learn and OpenDP) warned on stderr in the sandbox, which has no
+    semaphores; nbgrader takes such a warning in a test cell as a failure."""
+    import subprocess
+    import sys
+
+    workdir = tmp_path / "work"
+    workdir.mkdir(mode=0o777)
+    done = subprocess.run([sys.executable, "-m", "sscity.course.sandbox", "run", "--workdir", str(workdir),
+                           "--course-root", str(ROOT), "--", sys.executable, "-c",
+                           "import sklearn.ensemble, opendp.prelude; print('ok')"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+    assert done.stderr == "", done.stderr
