@@ -314,3 +314,19 @@ def test_steps_chain_in_any_order_and_stay_truthful(survey):
     _assert_truthful(release)
     assert {"action": "Mondrian k-anonymisation", "rows removed": 0}.items() <= \
         release.report().iloc[-1].to_dict().items()
+
+
+def test_leaks_name_the_columns_that_give_a_coarsened_quasi_identifier_back():
+    """The survey's district name and design weight (one per district) tell the district even
+    when district_code is generalised; once dropped, nothing leaks."""
+    from sscity.data import load_survey
+    from sscity.governance.anonymise import Release
+
+    release = Release.of(load_survey(2017)).drop_identifiers()
+    assert release.leaks().empty                                # nothing coarsened yet
+    coarse = release.generalise({"district_code": 1, "age_group": 1})
+    leaks = coarse.leaks()
+    assert set(zip(leaks["column"], leaks["reveals"], strict=True)) == {("district", "district_code"),
+                                                                        ("design_weight", "district_code")}
+    assert (leaks["values_revealed"] > leaks["values_released"]).all()
+    assert coarse.drop_columns(["district", "design_weight"]).leaks().empty

@@ -713,6 +713,37 @@ class Release:
 
     # -- reports
 
+    def leaks(self) -> pd.DataFrame:
+        """Other columns that still tell a quasi-identifier the release has coarsened.
+
+        A column that is neither a quasi-identifier nor sensitive, and that maps every value to
+        exactly one original value of a quasi-identifier, gives that quasi-identifier back
+        whatever the release did to it: in the survey, ``district`` (the name) and
+        ``design_weight`` (one value per district) give ``district_code`` back. Drop such columns
+        (:meth:`drop_columns`) before release.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per leaking pair: ``column``, ``reveals``, ``values_released`` (distinct
+            values of the quasi-identifier in the release) and ``values_revealed`` (distinct
+            original values the column tells apart). Empty when nothing leaks.
+        """
+        rows = []
+        others = [c for c in self.data.columns if c not in self.quasi_identifiers + self.sensitive]
+        kept = self.original.loc[self.data.index]
+        for column in others:
+            for qi in self.quasi_identifiers:
+                released = self.data[qi].nunique(dropna=False)
+                revealed = kept[qi].nunique(dropna=False)
+                if revealed <= released:
+                    continue  # not coarsened: nothing to give back
+                per_value = kept.groupby(kept[column].astype(str), dropna=False)[qi].nunique(dropna=False)
+                if len(per_value) > released and (per_value == 1).all():
+                    rows.append({"column": column, "reveals": qi, "values_released": int(released),
+                                 "values_revealed": int(min(revealed, len(per_value)))})
+        return pd.DataFrame(rows, columns=["column", "reveals", "values_released", "values_revealed"])
+
     def report(self) -> pd.DataFrame:
         """What was done: one row per step."""
         rows = [{"step": i, "action": s.action, "basis (APPI)": s.basis, "columns": ", ".join(s.columns),

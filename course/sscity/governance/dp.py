@@ -33,7 +33,9 @@ Conventions
   questionnaire (happiness is 0-10), never from the data.
 - **No seed**: OpenDP draws its noise from a cryptographically secure generator and offers no
   seed, on purpose -- anyone who knew the seed could subtract the noise. Releases therefore
-  differ run to run; the scales, budgets and accuracies do not, and those are what to check.
+  differ run to run; the budgets, and the scales and accuracies of counts and sums, do not,
+  and those are what to check. A mean's scale is the exception: it is computed from the
+  released (noisy) count ``n_dp``, so it varies a little between runs; ``scale * n_dp`` is fixed.
 - Missing values in ``value`` are left out (dropping rows is 1-stable, so it costs nothing
   extra); a missing group is an error.
 
