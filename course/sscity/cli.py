@@ -14,6 +14,7 @@
     sscity data manifest                          rewrite datasets/MANIFEST (authors)
     sscity platform serve [--port N] [--db F]     the NGSI-LD broker over HTTP (SQLite file or memory)
     sscity platform serve --uds PATH              ... on a Unix socket (http+unix:///PATH)
+    sscity city seed [--url URL] [--tenant T]     seed a broker with the whole SYNTHETIC city
     sscity lab                                    JupyterLab on modules/
 """
 
@@ -238,6 +239,20 @@ def _cmd_platform_serve(args) -> int:
     return 0
 
 
+def _cmd_city_seed(args) -> int:
+    from .city import seed_city
+    from .platform import Client
+
+    client = Client(url=args.url, tenant=args.tenant) if args.url else Client(tenant=args.tenant)
+    if client.embedded is not None:
+        print("No --url and no SSCITY_BROKER_URL: seeding an in-memory embedded broker, which is lost "
+              "when this command ends (a dry run). / --url も SSCITY_BROKER_URL もないため、終了すると"
+              "消える組み込みのブローカーに投入します（試行）。", flush=True)
+    summary = seed_city(client, tenant=args.tenant)
+    print("\n".join(summary.lines()))
+    return 0
+
+
 def _cmd_lab(args) -> int:
     root = _root(args)
     command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={root / 'modules'}",
@@ -345,6 +360,14 @@ def build_parser() -> argparse.ArgumentParser:
     pserve.add_argument("--memory", action="store_true", help="keep everything in memory (the default "
                         "without --db)")
     pserve.set_defaults(func=_cmd_platform_serve)
+
+    city = verbs.add_parser("city", help="the through-line: the whole SYNTHETIC city on the platform")
+    city_verbs = city.add_subparsers(dest="verb", required=True)
+    cseed = city_verbs.add_parser(
+        "seed", help="publish survey aggregates, gateway sensor entities, facilities and crowding")
+    cseed.add_argument("--url", help="NGSI-LD broker URL (default SSCITY_BROKER_URL, else embedded)")
+    cseed.add_argument("--tenant", default="city", help="tenant to seed (default city)")
+    cseed.set_defaults(func=_cmd_city_seed)
 
     lab = verbs.add_parser("lab", help="JupyterLab on modules/ (for students)")
     lab.set_defaults(func=_cmd_lab, lab_args=[])
