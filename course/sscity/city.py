@@ -464,7 +464,7 @@ def seed_city(client=None, *, tenant: str = "city", day: str = DEFAULT_DAY, k: i
     RuntimeError
         The broker cannot be reached (bilingual message); nothing is written.
     ValueError
-        Bad ``k`` or ``day``.
+        Bad ``k`` or ``day``, or a day without readings (bilingual message); nothing is written.
     """
     from sscity.sensing.gateway import Gateway
 
@@ -478,11 +478,11 @@ def seed_city(client=None, *, tenant: str = "city", day: str = DEFAULT_DAY, k: i
             print(text, flush=True)
 
     table, suppressed = district_wellbeing(k=k, wave=wave)
+    messages, locations, unpackable = campus_day_messages(day)  # a day without data: nothing written
     client.batch_upsert(wellbeing_entities(table, wave)).raise_for_errors()
     say(f"01 survey: {len(table)} district aggregates published, {len(suppressed)} suppressed "
         f"/ 調査: 地区の集計 {len(table)} 件を公表、{len(suppressed)} 件を秘匿")
 
-    messages, locations, unpackable = campus_day_messages(day)
     gateway = Gateway(client, stations=locations)
     gateway.handle_many(messages)
     say(f"03 edge gateway: {gateway.stats['stored']} of {len(messages)} frames stored "
