@@ -20,6 +20,7 @@ from sscity.city import (
     facility_nodes,
     read_wellbeing,
     seed_city,
+    wellbeing_entities,
 )
 from sscity.cli import main
 from sscity.data import dataset_path, load_city_sensors, load_survey
@@ -168,12 +169,18 @@ def _snapshot(client):
     return {kind: sorted(client.query_all(type=kind), key=lambda e: e["id"]) for kind in kinds}
 
 
+def _history(client):
+    return client.temporal("urn:ngsi-ld:AirQualityObserved:21", attrs="temperature")["temperature"]
+
+
 def test_seeding_again_changes_nothing(seeded):
     client, summary = seeded
-    before = _snapshot(client)
+    before, history = _snapshot(client), _history(client)
+    assert len(history) == 144  # one day of 10-minute readings
     again = seed_city(client, tenant=TENANT, progress=False)
     assert again.counts == summary.counts
     assert _snapshot(client) == before
+    assert _history(client) == history  # not doubled
 
 
 def test_small_cells_are_not_on_the_platform(db):
@@ -181,6 +188,8 @@ def test_small_cells_are_not_on_the_platform(db):
     survey = load_survey(2019)
     counts = survey.groupby("district_code", observed=True).size()
     k = 235  # above Tsukuba (228) and Oho (233), below the others
+    earlier, _ = district_wellbeing(survey, k=10)  # an earlier seeding published all six
+    Client(db=db, tenant=tenant).batch_upsert(wellbeing_entities(earlier)).raise_for_errors()
     summary = seed_city(Client(db=db, tenant=tenant), tenant=tenant, k=k, progress=False)
     small = sorted(str(code) for code, n in counts.items() if n < k)
     assert small == ["oho", "tsukuba"] == summary.suppressed

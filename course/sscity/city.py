@@ -22,7 +22,9 @@ Each module's output becomes the next one's input on one NGSI-LD platform
    from the platform and finds the nearest node of the sidewalk network of each, so
    :mod:`sscity.mobility.routing` can route to them.
 
-Every write is an upsert (``options=replace``), so seeding twice leaves the same entities.
+Seeding deletes the entities it is about to write (with their temporal history) and writes
+them again, so seeding twice leaves the same entities and the same history, and a survey
+cell that a larger ``k`` now suppresses does not linger from an earlier seeding.
 
 The ``DistrictWellbeing`` type
 ------------------------------
@@ -434,6 +436,18 @@ def _reachable(client) -> None:
             "組み込みのブローカーを使ってください。") from None
 
 
+def _delete_quietly(client, entity_ids: list[str]) -> None:
+    """Delete these entities (and their history) where they exist; absent ones are fine."""
+    from sscity.platform import BrokerError
+
+    try:
+        client.batch_delete(entity_ids)  # ids that do not exist come back as errors: ignored
+    except BrokerError as err:
+        # 404: the tenant does not exist yet; some brokers answer 400 when no id exists at all
+        if err.status is None:
+            raise
+
+
 def seed_city(client=None, *, tenant: str = "city", day: str = DEFAULT_DAY, k: int = DEFAULT_K,
               wave: int = 2019, progress: bool = True) -> SeedSummary:
     """Seed a platform tenant with the whole SYNTHETIC city, each module's output as input.
@@ -465,6 +479,12 @@ def seed_city(client=None, *, tenant: str = "city", day: str = DEFAULT_DAY, k: i
         The broker cannot be reached (bilingual message); nothing is written.
     ValueError
         Bad ``k`` or ``day``, or a day without readings (bilingual message); nothing is written.
+
+    Notes
+    -----
+    The entities :func:`seed_city` writes are deleted first (history included), so the
+    tenant is briefly without them: seed a tenant nobody is reading from at that moment.
+    Other entities of the tenant are left alone.
     """
     from sscity.sensing.gateway import Gateway
 
@@ -477,8 +497,17 @@ def seed_city(client=None, *, tenant: str = "city", day: str = DEFAULT_DAY, k: i
         if progress:
             print(text, flush=True)
 
+    from sscity.data.tsukuba import BY_CODE
+    from sscity.sensing.gateway import ENTITY_TYPES
+
     table, suppressed = district_wellbeing(k=k, wave=wave)
     messages, locations, unpackable = campus_day_messages(day)  # a day without data: nothing written
+    facilities, crowding = facility_entities(), crowding_entities()
+    # Delete what an earlier seeding wrote, so that seeding again neither doubles the temporal
+    # history nor leaves a cell published that a larger k now suppresses.
+    _delete_quietly(client, [f"urn:ngsi-ld:DistrictWellbeing:{wave}:{code}" for code in BY_CODE]
+                    + [f"urn:ngsi-ld:{kind}:{number}" for kind in ENTITY_TYPES for number in locations]
+                    + [e["id"] for e in facilities + crowding])
     client.batch_upsert(wellbeing_entities(table, wave)).raise_for_errors()
     say(f"01 survey: {len(table)} district aggregates published, {len(suppressed)} suppressed "
         f"/ 調査: 地区の集計 {len(table)} 件を公表、{len(suppressed)} 件を秘匿")
@@ -488,8 +517,8 @@ def seed_city(client=None, *, tenant: str = "city", day: str = DEFAULT_DAY, k: i
     say(f"03 edge gateway: {gateway.stats['stored']} of {len(messages)} frames stored "
         f"/ ゲートウェイ: {len(messages)} フレーム中 {gateway.stats['stored']} を保存")
 
-    client.batch_upsert(facility_entities()).raise_for_errors()
-    client.batch_upsert(crowding_entities()).raise_for_errors()
+    client.batch_upsert(facilities).raise_for_errors()
+    client.batch_upsert(crowding).raise_for_errors()
     say("02 city data: facilities and crowding / 施設と混雑")
 
     kinds = ("DistrictWellbeing", "AirQualityObserved", "NoiseLevelObserved", "CrowdFlowObserved",
