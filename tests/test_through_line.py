@@ -235,3 +235,12 @@ def test_bad_arguments_are_refused_bilingually(db, kwargs, word):
     with pytest.raises(BrokerError) as missing:  # nothing was written: the tenant was never made
         Client(db=db, tenant=tenant).count(type="DistrictWellbeing")
     assert missing.value.status == 404
+
+
+def test_cli_seeds_the_embedded_broker(monkeypatch, capsys):
+    monkeypatch.delenv("SSCITY_BROKER_URL", raising=False)
+    monkeypatch.delenv("SSCITY_TENANT_PREFIX", raising=False)
+    assert main(["city", "seed", "--tenant", "t1-cli"]) == 0
+    out = capsys.readouterr().out
+    assert "DistrictWellbeing: 6" in out and "PublicFacility: 40" in out and "lost" in out
+    assert Client(tenant="t1-cli").count(type="DistrictWellbeing") == 6
