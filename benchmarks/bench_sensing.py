@@ -22,7 +22,6 @@ Prints ``BENCH <name> <value> <unit>`` lines:
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -207,37 +206,13 @@ def mqtt_transport_throughput(url: str, messages: int = MQTT_MESSAGES) -> float:
         counter.loop_stop()
 
 
-def _mosquitto() -> str | None:
-    found = shutil.which("mosquitto")
-    return found or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+def mosquitto_throughput(messages: int = MQTT_MESSAGES) -> float:
+    """The whole path on a Mosquitto started here (queue sized for the whole burst: with its
+    default of 1000 it drops the rest)."""
+    from sscity.sensing.mqtt import LocalMosquitto
 
-
-def mosquitto_throughput(binary: str, messages: int = MQTT_MESSAGES) -> float:
-    """The whole path on a mosquitto started here on a free port, with a temporary config."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with tempfile.TemporaryDirectory(prefix="sscity-bench-mosquitto-") as tmp:
-        config = Path(tmp) / "mosquitto.conf"
-        # A queue for the whole burst: with mosquitto's default of 1000 it drops the rest.
-        config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                          f"max_queued_messages {2 * messages}\nlog_dest none\n")
-        process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("mosquitto did not start") from None
-                    time.sleep(0.05)
-            return mqtt_path_throughput(f"mqtt://127.0.0.1:{port}", messages)
-        finally:
-            process.terminate()
-            process.wait(10)
+    with LocalMosquitto(max_queued_messages=2 * messages) as url:
+        return mqtt_path_throughput(url, messages)
 
 
 def gateway_benchmarks() -> None:
@@ -256,9 +231,11 @@ def gateway_benchmarks() -> None:
     bench("gateway_mqtt_embedded_vs_per_frame", embedded / per_frame, "x")
     with EmbeddedBroker(separate_process=True) as url:
         bench("gateway_mqtt_embedded_child_process_msgs_per_s", mqtt_path_throughput(url), "msg/s")
-    binary = _mosquitto()
+    from sscity.sensing.mqtt import find_mosquitto
+
+    binary = find_mosquitto()
     if binary:
-        bench("gateway_mqtt_mosquitto_msgs_per_s", mosquitto_throughput(binary), "msg/s")
+        bench("gateway_mqtt_mosquitto_msgs_per_s", mosquitto_throughput(), "msg/s")
     else:
         print("note: mosquitto not found; no mosquitto figure", flush=True)
 

@@ -60,6 +60,14 @@ def text_outputs(nb, dropped_lines: frozenset[str] = frozenset()) -> list[tuple[
     return found
 
 
+def assert_same_text(first, second, dropped_lines: frozenset[str] = frozenset()) -> None:
+    """Two runs of a notebook printed the same texts, cell by cell (see :func:`text_outputs`)."""
+    a_texts, b_texts = text_outputs(first, dropped_lines), text_outputs(second, dropped_lines)
+    assert len(a_texts) == len(b_texts)
+    for a, b in zip(a_texts, b_texts, strict=True):
+        assert a == b, f"cell {a[0]} ({a[1]}) differs between runs:\n{a[2][:500]}\n---\n{b[2][:500]}"
+
+
 def errors(nb) -> list[tuple[int, str]]:
     """(cell index, "Name: message") of every error output."""
     return [(index, text) for index, kind, text in text_outputs(nb) if kind == "error"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import ROOT
-from notebook_runs import errors, execute, probe_values, text_outputs
+from notebook_runs import assert_same_text, errors, execute, probe_values
 
 pytestmark = pytest.mark.slow
 
@@ -69,10 +69,7 @@ def test_assignment_runs_without_errors(two_runs):
 
 
 def test_text_outputs_are_identical_on_two_runs(two_runs):
-    first, second = (text_outputs(nb) for nb in two_runs)
-    assert len(first) == len(second)
-    for a, b in zip(first, second, strict=True):
-        assert a == b, f"cell {a[0]} ({a[1]}) differs between runs:\n{a[2][:500]}\n---\n{b[2][:500]}"
+    assert_same_text(*two_runs)
 
 
 def test_student_values_are_identical_on_two_runs(two_runs):

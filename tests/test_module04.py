@@ -15,7 +15,7 @@ import math
 
 import pytest
 from conftest import ROOT
-from notebook_runs import errors, execute, probe_values, text_outputs
+from notebook_runs import assert_same_text, errors, execute, probe_values
 
 pytestmark = pytest.mark.slow
 
@@ -56,10 +56,6 @@ print("M04-VALUES " + _json.dumps(_values, sort_keys=True))
 _PYBULLET_NOTICE = frozenset({"argv[0]="})
 
 
-def _texts(nb):
-    return text_outputs(nb, _PYBULLET_NOTICE)
-
-
 def _run(folder):
     return execute(NOTEBOOK, folder, PROBE)
 
@@ -76,10 +72,7 @@ def test_assignment_runs_without_errors(two_runs):
 
 
 def test_text_outputs_are_identical_on_two_runs(two_runs):
-    first, second = (_texts(nb) for nb in two_runs)
-    assert len(first) == len(second)
-    for a, b in zip(first, second, strict=True):
-        assert a == b, f"cell {a[0]} ({a[1]}) differs between runs:\n{a[2][:500]}\n---\n{b[2][:500]}"
+    assert_same_text(*two_runs, _PYBULLET_NOTICE)
 
 
 def test_student_values_are_identical_on_two_runs(two_runs):

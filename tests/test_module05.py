@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import ROOT
-from notebook_runs import errors, execute, probe_values, text_outputs
+from notebook_runs import assert_same_text, errors, execute, probe_values
 
 pytestmark = pytest.mark.slow
 
@@ -90,10 +90,7 @@ def test_assignment_runs_without_errors(two_runs):
 
 def test_text_outputs_are_identical_on_two_runs(two_runs):
     # nothing noisy is printed: the DP cell shows epsilon, the release's title and the budget only
-    first, second = (text_outputs(nb, _PYBULLET_NOTICE) for nb in two_runs)
-    assert len(first) == len(second)
-    for a, b in zip(first, second, strict=True):
-        assert a == b, f"cell {a[0]} ({a[1]}) differs between runs:\n{a[2][:500]}\n---\n{b[2][:500]}"
+    assert_same_text(*two_runs, _PYBULLET_NOTICE)
 
 
 @pytest.fixture(scope="module")

@@ -266,3 +266,21 @@ def test_the_docstring_examples_run(monkeypatch):
     for module in (sscity.platform, sscity.platform.client, sscity.platform.broker):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+def test_for_tenant_keeps_the_broker_and_changes_only_the_tenant(tmp_path, monkeypatch):
+    monkeypatch.delenv("SSCITY_BROKER_URL", raising=False)
+    monkeypatch.delenv("SSCITY_TENANT_PREFIX", raising=False)
+    with Client(db=tmp_path / "city.db", tenant="a") as first:
+        assert first.for_tenant("a") is first
+        second = first.for_tenant("b")
+        assert second.tenant == "b" and second.embedded is first.embedded and second.context == first.context
+        second.create(air_quality(1))
+        first.create(air_quality(2))
+        first.create(air_quality(3))
+        assert first.count("AirQualityObserved") == 2 and second.count("AirQualityObserved") == 1
+    remote = Client(url="http://broker.example:1026", tenant="a", timeout_s=3,
+                    temporal_url="http://mintaka.example:8080")
+    other = remote.for_tenant("b")
+    assert (other.url, other.tenant, other.timeout_s, other._temporal_base) == (
+        "http://broker.example:1026", "b", 3, "http://mintaka.example:8080")

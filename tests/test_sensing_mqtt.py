@@ -12,12 +12,9 @@ Reference values come from outside this repository:
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import socket
-import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from sscity.platform import Client
@@ -44,11 +41,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _mosquitto() -> str | None:
-    found = shutil.which("mosquitto")
-    return found or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-
-
 @pytest.fixture(scope="module")
 def embedded():
     with EmbeddedBroker() as url:
@@ -57,30 +49,11 @@ def embedded():
 
 @pytest.fixture(scope="module")
 def mosquitto(tmp_path_factory):
-    binary = _mosquitto()
-    if binary is None:
+    if mqtt.find_mosquitto() is None:
         pytest.skip("mosquitto is not installed (Debian: apt-get install mosquitto; CI installs it)")
-    folder = tmp_path_factory.mktemp("mosquitto")
-    port = free_port()
-    config = folder / "mosquitto.conf"
-    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                      f"log_dest file {folder / 'mosquitto.log'}\n")
-    process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mosquitto did not start: {process.stderr.read().decode(errors='replace')}")
-                time.sleep(0.05)
-        yield f"mqtt://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
-        process.stderr.close()
+    log = tmp_path_factory.mktemp("mosquitto") / "mosquitto.log"
+    with mqtt.LocalMosquitto(log_file=log) as url:
+        yield url
 
 
 @pytest.fixture(params=["embedded", "mosquitto"])
@@ -360,3 +333,9 @@ def test_the_gateway_reconnects_and_subscribes_again_after_a_broker_restart(clie
                 time.sleep(0.2)
             receiver.wait_until(2, timeout_s=1)
     assert gateway.stats["stored"] == 2
+
+
+def test_a_mosquitto_that_does_not_start_says_so_in_both_languages():
+    with pytest.raises(mqtt.MqttConnectionError, match="did not start.*起動しませんでした"):
+        with mqtt.LocalMosquitto("/bin/false"):
+            pass

@@ -411,13 +411,7 @@ class SeedSummary:
 def _tenant_client(client, tenant: str):
     from sscity.platform import Client
 
-    if client is None:
-        return Client(tenant=tenant)
-    if getattr(client, "tenant", None) == tenant:
-        return client
-    if getattr(client, "embedded", None) is not None:
-        return Client(tenant=tenant, context=client.context, db=client.embedded.store.path)
-    return Client(url=client.url, tenant=tenant, context=client.context, timeout_s=client.timeout_s)
+    return Client(tenant=tenant) if client is None else client.for_tenant(tenant)
 
 
 def _reachable(client) -> None:

@@ -466,6 +466,20 @@ class Client:
         shown = f", sent as {self.tenant_header!r}" if self.tenant_header != self.tenant else ""
         return f"Client({where}, tenant={self.tenant!r}{shown})"
 
+    def for_tenant(self, tenant: str | None) -> Client:
+        """A client of the same broker, ``@context`` and timeouts, for another tenant.
+
+        Returns this client itself when it already works in ``tenant``. The tenant prefix of
+        ``SSCITY_TENANT_PREFIX`` applies to the new client as to any other.
+        """
+        if tenant == self.tenant:
+            return self
+        if self.embedded is not None:
+            return type(self)(tenant=tenant, context=self.context, db=self.embedded.store.path,
+                              timeout_s=self.timeout_s)
+        return type(self)(url=self.url, tenant=tenant, context=self.context, timeout_s=self.timeout_s,
+                          temporal_url=self._temporal_base or None)
+
     def __enter__(self) -> Client:
         return self
 

@@ -325,8 +325,8 @@ class Gateway:
         if type(dead_letter_limit) is not int or dead_letter_limit < 1:
             raise ValueError(f"dead_letter_limit must be a whole number >= 1; got {dead_letter_limit!r}. "
                              f"/ dead_letter_limit は 1 以上の整数にしてください。")
-        if tenant is not None and tenant != getattr(client, "tenant", None):
-            client = self._client_for_tenant(client, tenant)
+        if tenant is not None:
+            client = client.for_tenant(tenant)
         self.client = client
         self.stations = _check_stations(stations or {})
         self.topic_prefix = topic_prefix
@@ -337,14 +337,6 @@ class Gateway:
         # entity id -> what the platform holds as far as this gateway knows (None: absent)
         self._known: dict[str, dict | None] = {}
         self._last_timestamp: dict[int, int] = {}
-
-    @staticmethod
-    def _client_for_tenant(client, tenant: str):
-        from sscity.platform import Client
-
-        if getattr(client, "embedded", None) is not None:
-            return Client(tenant=tenant, context=client.context, db=client.embedded.store.path)
-        return Client(url=client.url, tenant=tenant, context=client.context, timeout_s=client.timeout_s)
 
     # -- the one entry point --------------------------------------------------------------
 

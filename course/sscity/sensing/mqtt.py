@@ -63,6 +63,8 @@ import numbers
 import os
 import queue
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -74,8 +76,8 @@ from urllib.parse import unquote, urlsplit
 
 from .gateway import DEFAULT_TOPIC_PREFIX, Gateway
 
-__all__ = ["DEFAULT_TOPIC_PREFIX", "EmbeddedBroker", "MqttAddress", "MqttConnectionError", "MqttGateway",
-           "mqtt_url", "parse_mqtt_url", "publish"]
+__all__ = ["DEFAULT_TOPIC_PREFIX", "EmbeddedBroker", "LocalMosquitto", "MqttAddress", "MqttConnectionError",
+           "MqttGateway", "find_mosquitto", "mqtt_url", "parse_mqtt_url", "publish"]
 
 MQTT_DEFAULT_PORT = 1883  # IANA service name "mqtt"
 _ENV = "SSCITY_MQTT_URL"
@@ -307,6 +309,98 @@ class EmbeddedBroker:
         finally:
             with contextlib.suppress(Exception):
                 await broker.shutdown()
+
+
+def find_mosquitto() -> str | None:
+    """Path of Debian's ``mosquitto`` (in ``/usr/sbin``, often not on a user's PATH), or None."""
+    found = shutil.which("mosquitto")
+    return found or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+
+
+class LocalMosquitto:
+    """A Mosquitto broker started on 127.0.0.1, a free port and a temporary configuration.
+
+    For trying the course's code on a real broker before a class server exists, and for
+    the tests and benchmarks that compare the embedded broker with it.
+
+    Parameters
+    ----------
+    binary : str, optional
+        The ``mosquitto`` program; :func:`find_mosquitto` by default.
+    max_queued_messages : int, optional
+        Written to the configuration (Mosquitto's default, 1000 per client, drops the rest
+        of a burst a slow subscriber cannot take yet).
+    log_file : path-like, optional
+        Where Mosquitto logs; nowhere by default.
+
+    Examples
+    --------
+    >>> with LocalMosquitto() as url:                    # doctest: +SKIP
+    ...     publish([(7, frame)], url=url)
+    """
+
+    def __init__(self, binary: str | None = None, *, max_queued_messages: int | None = None,
+                 log_file=None):
+        self.binary = binary or find_mosquitto()
+        if self.binary is None:
+            raise FileNotFoundError("mosquitto is not installed (Debian: apt-get install mosquitto). "
+                                    "/ mosquitto がインストールされていません"
+                                    "（Debian: apt-get install mosquitto）。")
+        self.max_queued_messages = max_queued_messages
+        self.log_file = log_file
+        self.url: str | None = None
+        self._process = None
+        self._folder = None
+
+    def __enter__(self) -> str:
+        import tempfile
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self._folder = tempfile.TemporaryDirectory(prefix="sscity-mosquitto-")
+        config = os.path.join(self._folder.name, "mosquitto.conf")
+        lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence false",
+                 f"log_dest file {self.log_file}" if self.log_file else "log_dest none"]
+        if self.max_queued_messages is not None:
+            lines.append(f"max_queued_messages {int(self.max_queued_messages)}")
+        with open(config, "w", encoding="utf-8") as out:
+            out.write("\n".join(lines) + "\n")
+        self._process = subprocess.Popen([self.binary, "-c", config], stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    said = self._stop()
+                    raise MqttConnectionError(f"mosquitto did not start: {said} "
+                                              f"/ mosquitto が起動しませんでした: {said}") from None
+                time.sleep(0.05)
+        self.url = f"mqtt://127.0.0.1:{port}"
+        return self.url
+
+    def _stop(self) -> str:
+        process, self._process = self._process, None
+        said = ""
+        if process is not None:
+            process.terminate()
+            try:
+                _, err = process.communicate(timeout=10)
+                said = err.decode(errors="replace").strip()
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
+        self.url = None
+        return said
+
+    def __exit__(self, *exc) -> None:
+        self._stop()
 
 
 _shared: EmbeddedBroker | None = None
