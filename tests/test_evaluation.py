@@ -1,7 +1,9 @@
 """sscity.evaluation: sample sizes against Cohen (1988) and textbook closed forms, power against
 statsmodels, the difference-in-differences against hand-computed cell means and sandwich
 variances, and the Hussey & Hughes (2007) stepped-wedge variance against a brute-force GLS
-computation of the same model (no published worked example is checked here)."""
+computation of the same model (no published worked example is checked here); the synthetic pilot
+panel against its documented formula, and the exact Poisson rate interval against statsmodels
+(``exact-c``) and the Poisson tail probabilities at its bounds."""
 
 from __future__ import annotations
 
@@ -12,13 +14,16 @@ import pandas as pd
 import pytest
 from scipy import stats
 from sscity.evaluation import (
+    PANEL_COMMON_TREND,
     DidResult,
     cluster_design_effect,
     did_estimate,
     minimum_detectable_effect,
     minimum_detectable_proportion,
+    poisson_rate_interval,
     required_n,
     required_n_proportions,
+    simulate_pilot_panel,
     stepped_wedge_mde,
     stepped_wedge_power,
     stepped_wedge_schedule,
@@ -283,3 +288,70 @@ def test_stepped_wedge_bad_inputs_are_bilingual(call, error, match):
     with pytest.raises(error, match=match) as info:
         call()
     assert " / " in str(info.value)
+
+
+# ------------------------------------------------------------------------- synthetic pilot panel
+def test_pilot_panel_shape_and_determinism():
+    panel = simulate_pilot_panel(3, n_clusters_per_arm=3, people_per_cluster=5)
+    assert list(panel.columns) == ["person_id", "cluster", "group", "round", "after", "wellbeing"]
+    assert len(panel) == 2 * 3 * 5 * 3 and panel["person_id"].nunique() == 30
+    assert panel.groupby("person_id")["round"].apply(list).map(lambda r: r == [-1, 0, 1]).all()
+    assert (panel["after"] == (panel["round"] == 1)).all()
+    assert panel.groupby("cluster")["group"].nunique().eq(1).all()
+    assert panel["wellbeing"].between(0, 10).all()
+    pd.testing.assert_frame_equal(panel, simulate_pilot_panel(3, n_clusters_per_arm=3, people_per_cluster=5))
+    assert not panel.equals(simulate_pilot_panel(4, n_clusters_per_arm=3, people_per_cluster=5))
+
+
+def test_pilot_panel_recovers_effect_and_pre_trend():
+    # large, unclipped-in-practice panel: cell means follow the documented formula
+    big = dict(n_clusters_per_arm=40, people_per_cluster=200, sd=1.0, icc=0.02, baseline=5.0)
+    panel = simulate_pilot_panel(11, effect=0.6, pre_trend=0.3, **big)
+    means = panel.groupby(["group", "round"])["wellbeing"].mean()
+    did = (means[1, 1] - means[1, 0]) - (means[0, 1] - means[0, 0])
+    pre = (means[1, 0] - means[1, -1]) - (means[0, 0] - means[0, -1])
+    assert did == pytest.approx(0.6 + 0.3, abs=0.08)  # effect plus the pre-trend's continuation
+    assert pre == pytest.approx(0.3, abs=0.08)
+    assert means[0, 1] - means[0, 0] == pytest.approx(PANEL_COMMON_TREND, abs=0.08)
+    # the cluster-robust DiD of a modest panel covers the true effect, and icc shows in the clusters
+    small = simulate_pilot_panel(5, effect=0.5)
+    result = did_estimate(small[small["round"] >= 0], "wellbeing", "group", "after", cluster="cluster")
+    assert result.n_clusters == 8 and result.lower < 0.5 < result.upper
+
+
+# ------------------------------------------------------------------ exact Poisson rate intervals
+@pytest.mark.parametrize(("k", "exposure"), [(0, 2.0), (1, 1.0), (7, 3.5), (40, 12.0)])
+def test_poisson_interval_matches_statsmodels_and_tail_probabilities(k, exposure):
+    from statsmodels.stats.rates import confint_poisson
+
+    lo, hi = poisson_rate_interval(k, exposure, level=0.9)
+    sm_lo, sm_hi = confint_poisson(k, exposure, method="exact-c", alpha=0.1)
+    assert (lo, hi) == pytest.approx((float(sm_lo), float(sm_hi)), rel=1e-9, abs=1e-12)
+    # by definition: at the bounds the Poisson tail beyond k has probability alpha/2
+    assert stats.poisson.cdf(k, hi * exposure) == pytest.approx(0.05, rel=1e-7)
+    if k > 0:
+        assert stats.poisson.sf(k - 1, lo * exposure) == pytest.approx(0.05, rel=1e-7)
+    # one-sided bounds put the whole alpha in one tail
+    one_lo, inf = poisson_rate_interval(k, exposure, level=0.95, side="lower")
+    zero, one_hi = poisson_rate_interval(k, exposure, level=0.95, side="upper")
+    assert inf == math.inf and zero == 0.0
+    assert (one_lo, one_hi) == pytest.approx((lo, hi), rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: poisson_rate_interval(2.5, 1.0), ValueError, "whole number"),
+        (lambda: poisson_rate_interval(-1, 1.0), ValueError, "whole number"),
+        (lambda: poisson_rate_interval("3", 1.0), TypeError, "events must be a number"),
+        (lambda: poisson_rate_interval(3, 0.0), ValueError, "exposure must be positive"),
+        (lambda: poisson_rate_interval(3, 1.0, side="left"), ValueError, "side must be one of"),
+        (lambda: simulate_pilot_panel(1, n_clusters_per_arm=1), ValueError, "at least 2"),
+        (lambda: simulate_pilot_panel(None), TypeError, "seed must be an integer"),
+        (lambda: simulate_pilot_panel(1, icc=1.0), ValueError, "icc"),
+    ],
+)
+def test_panel_and_poisson_bad_inputs_are_bilingual(call, error, match):
+    with pytest.raises(error, match=match) as info:
+        call()
+    assert " / " in str(info.value) and any("\u3040" <= ch <= "\u9fff" for ch in str(info.value))

@@ -14,7 +14,12 @@ behind the answer, in small functions built on statsmodels:
 - **rolling it out district by district** -- :func:`stepped_wedge_schedule` (random order of
   cross-over) and the power of a stepped-wedge design by the formula of Hussey & Hughes
   (2007): :func:`stepped_wedge_variance`, :func:`stepped_wedge_power`,
-  :func:`stepped_wedge_mde`.
+  :func:`stepped_wedge_mde`;
+- **a pilot to practise on** -- :func:`simulate_pilot_panel`, a SYNTHETIC three-round panel
+  of pilot and comparison clusters, with a pilot effect and an optional violation of
+  parallel trends;
+- **when to stop for safety** -- :func:`poisson_rate_interval`, the exact (Garwood) interval
+  of an incident rate, two-sided or one-sided.
 
 Conventions
 -----------
@@ -32,8 +37,8 @@ Conventions
   the variance components known. Their power ignores the far tail:
   ``Phi(theta / se - z_{1-alpha/2})``.
 
-Everything is deterministic: the only random function, :func:`stepped_wedge_schedule`,
-takes an explicit seed.
+Everything is deterministic: the random functions, :func:`stepped_wedge_schedule` and
+:func:`simulate_pilot_panel`, take an explicit seed.
 """
 
 from __future__ import annotations
@@ -54,8 +59,10 @@ __all__ = [
     "did_estimate",
     "minimum_detectable_effect",
     "minimum_detectable_proportion",
+    "poisson_rate_interval",
     "required_n",
     "required_n_proportions",
+    "simulate_pilot_panel",
     "stepped_wedge_mde",
     "stepped_wedge_power",
     "stepped_wedge_schedule",
@@ -663,3 +670,193 @@ def stepped_wedge_mde(
     alpha, power = _alpha_power(alpha, power)
     var = stepped_wedge_variance(schedule, sd, icc, cluster_period_size)
     return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * math.sqrt(var))
+
+
+# ------------------------------------------------------------------------- a synthetic pilot
+#: Common change of the mean per survey round in both arms (a secular trend), and how much
+#: lower the pilot arm starts than the comparison arm, in :func:`simulate_pilot_panel`.
+PANEL_COMMON_TREND = 0.25
+PANEL_ARM_GAP = -0.4
+
+
+def _whole(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, not {value!r}. / {name} は整数にしてください。")
+    if value < minimum:
+        raise ValueError(
+            f"{name} must be at least {minimum}, not {value}. / {name} は {minimum} 以上にしてください。"
+        )
+    return int(value)
+
+
+def simulate_pilot_panel(
+    seed: int,
+    *,
+    effect: float = 0.5,
+    pre_trend: float = 0.0,
+    n_clusters_per_arm: int = 4,
+    people_per_cluster: int = 30,
+    sd: float = 2.0,
+    icc: float = 0.05,
+    baseline: float = 6.5,
+) -> pd.DataFrame:
+    """A SYNTHETIC panel of a pilot: the same people surveyed in three rounds, two arms.
+
+    Neighbourhood clusters are in the pilot arm (``group`` 1) or the comparison arm
+    (``group`` 0); the same residents answer in rounds -1 and 0 (before the pilot) and
+    round 1 (after it started). The outcome is a 0-10 wellbeing score built as
+
+        ``baseline + PANEL_ARM_GAP * group + PANEL_COMMON_TREND * round
+        + pre_trend * group * (round + 1) + effect * group * after
+        + cluster effect + person effect + noise``,
+
+    then clipped to [0, 10] (a continuous score, not rounded). The cluster effect has
+    variance ``icc * sd**2``; the rest, ``(1 - icc) * sd**2``, is split equally between a
+    person effect (the same in all rounds) and round-to-round noise. So both arms change by
+    ``PANEL_COMMON_TREND`` per round (a before/after comparison in the pilot arm alone is
+    biased by it), the pilot arm starts ``PANEL_ARM_GAP`` lower, and ``pre_trend`` is how
+    much more the pilot arm rises per round even without the pilot (a violation of parallel
+    trends, visible between rounds -1 and 0).
+
+    Parameters
+    ----------
+    seed : int
+        Seed for ``numpy.random.default_rng``; the same seed gives the same panel.
+    effect : float
+        The pilot's effect on wellbeing in round 1, pilot arm (before clipping).
+    pre_trend : float
+        Extra rise of the pilot arm per round, with or without the pilot.
+    n_clusters_per_arm : int
+        Clusters in each arm, at least 2.
+    people_per_cluster : int
+        Residents per cluster, at least 2.
+    sd : float
+        Total standard deviation of a single answer around its arm-round mean (before clipping).
+    icc : float
+        Intra-cluster correlation, in [0, 1).
+    baseline : float
+        Mean of the comparison arm in round 0.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per person and round, sorted by ``person_id`` then ``round``: ``person_id``
+        (int), ``cluster`` (str, e.g. ``"P1"`` pilot, ``"C1"`` comparison), ``group`` (int
+        0/1), ``round`` (int -1, 0, 1), ``after`` (bool, ``round == 1``), ``wellbeing``
+        (float in [0, 10]).
+
+    Notes
+    -----
+    Clipping pulls scores near 0 and 10 in, so the difference of means can be a little
+    smaller than ``effect``; with the defaults very few answers are clipped.
+
+    Examples
+    --------
+    >>> panel = simulate_pilot_panel(1)
+    >>> panel.shape
+    (720, 6)
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer, not {seed!r}. / seed は整数にしてください。")
+    effect = _number(effect, "effect")
+    pre_trend = _number(pre_trend, "pre_trend")
+    k = _whole(n_clusters_per_arm, "n_clusters_per_arm", 2)
+    m = _whole(people_per_cluster, "people_per_cluster", 2)
+    sd = _positive(sd, "sd")
+    icc = _number(icc, "icc")
+    if not 0 <= icc < 1:
+        raise ValueError(f"icc must be in [0, 1), not {icc:g}. / icc は 0 以上 1 未満にしてください。")
+    baseline = _number(baseline, "baseline")
+    rng = np.random.default_rng(seed)
+    n_clusters, rounds = 2 * k, np.array([-1, 0, 1])
+    group_of_cluster = np.repeat([1, 0], k)
+    names = [f"P{i + 1}" for i in range(k)] + [f"C{i + 1}" for i in range(k)]
+    cluster_effect = rng.normal(0.0, sd * math.sqrt(icc), n_clusters)
+    person_cluster = np.repeat(np.arange(n_clusters), m)
+    person_effect = rng.normal(0.0, sd * math.sqrt((1 - icc) / 2), n_clusters * m)
+    noise = rng.normal(0.0, sd * math.sqrt((1 - icc) / 2), (n_clusters * m, rounds.size))
+    g = group_of_cluster[person_cluster][:, None]
+    r = rounds[None, :]
+    mean = (
+        baseline
+        + PANEL_ARM_GAP * g
+        + PANEL_COMMON_TREND * r
+        + pre_trend * g * (r + 1)
+        + effect * g * (r == 1)
+    )
+    score = mean + cluster_effect[person_cluster][:, None] + person_effect[:, None] + noise
+    n = n_clusters * m
+    return pd.DataFrame(
+        {
+            "person_id": np.repeat(np.arange(1, n + 1), rounds.size),
+            "cluster": np.repeat(np.array(names)[person_cluster], rounds.size),
+            "group": np.repeat(group_of_cluster[person_cluster], rounds.size),
+            "round": np.tile(rounds, n),
+            "after": np.tile(rounds == 1, n),
+            "wellbeing": np.clip(score, 0.0, 10.0).ravel(),
+        }
+    )
+
+
+# ------------------------------------------------------------------- exact Poisson intervals
+SIDES = ("two-sided", "lower", "upper")
+
+
+def poisson_rate_interval(events, exposure, level: float = 0.95, side: str = "two-sided"):
+    """Exact (Garwood 1936) confidence interval for a rate ``events / exposure``.
+
+    Parameters
+    ----------
+    events : int
+        Events counted (e.g. falls), a whole number >= 0.
+    exposure : float
+        Exposure in the unit the rate is wanted per (e.g. thousands of km ridden), > 0.
+    level : float
+        Confidence level, e.g. 0.95.
+    side : {"two-sided", "lower", "upper"}
+        ``"two-sided"``: each tail has ``(1 - level) / 2``. ``"lower"``: a one-sided lower
+        bound (the rate is at least ``lower`` with confidence ``level``; ``upper`` is
+        ``inf``). ``"upper"``: a one-sided upper bound (``lower`` is 0).
+
+    Returns
+    -------
+    tuple of float
+        ``(lower, upper)``, per unit of exposure.
+
+    Notes
+    -----
+    With ``k`` events and tail probability ``a`` (``(1 - level) / 2`` two-sided,
+    ``1 - level`` one-sided), the bounds on the expected count are
+    ``chi2.ppf(a, 2k) / 2`` (0 when ``k = 0``) and ``chi2.ppf(1 - a, 2k + 2) / 2``: the
+    counts at which ``P(X >= k) = a`` and ``P(X <= k) = a``. Dividing by ``exposure``
+    gives the rate. The interval is conservative: it covers at least ``level``.
+
+    Examples
+    --------
+    >>> lower, upper = poisson_rate_interval(0, 1.0)
+    >>> lower, round(upper, 3)
+    (0.0, 3.689)
+    """
+    if isinstance(events, bool) or not isinstance(events, (int, float, np.integer, np.floating)):
+        raise TypeError(
+            f"events must be a number, not {type(events).__name__}. / events は数値で指定してください。"
+        )
+    if not (math.isfinite(events) and events >= 0 and float(events).is_integer()):
+        raise ValueError(
+            f"events must be a whole number >= 0, not {events!r}. / events は 0 以上の整数にしてください。"
+        )
+    k = int(events)
+    exposure = _positive(exposure, "exposure")
+    level = _probability(level, "level")
+    if side not in SIDES:
+        raise ValueError(
+            f"side must be one of {SIDES}, not {side!r}. / side は {SIDES} のいずれかにしてください。"
+        )
+    a = (1 - level) / 2 if side == "two-sided" else 1 - level
+    lower = float(stats.chi2.ppf(a, 2 * k) / 2) if k > 0 else 0.0
+    upper = float(stats.chi2.ppf(1 - a, 2 * k + 2) / 2)
+    if side == "lower":
+        upper = math.inf
+    elif side == "upper":
+        lower = 0.0
+    return lower / exposure, upper / exposure
