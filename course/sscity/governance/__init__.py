@@ -19,6 +19,9 @@ One idea per file:
                  deployment with a completed PIA).
 - ``sib``        social impact bonds: stepped payout schedules and the investor's return.
 - ``audit``      the platform's hash-chained ledger as an audit log, its limits, and anchoring.
+- ``published``  an outsider's audit of what a platform tenant publishes about people: small
+                 cells, totals that give suppressed cells back, estimates without their error,
+                 identifiers, homes published as places.
 
 Import from the submodules, e.g. ``from sscity.governance.equity import gini``.
 """
