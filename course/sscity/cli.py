@@ -250,7 +250,15 @@ def _cmd_city_seed(args) -> int:
               "消える組み込みのブローカーに投入します（試行）。", flush=True)
     summary = seed_city(client, tenant=args.tenant)
     print("\n".join(summary.lines()))
-    return 0
+    # Governance reads what was just published, as an outsider would.
+    from .governance.published import audit_published
+
+    findings = audit_published(client.for_tenant(args.tenant), k=summary.k)
+    print(f"governance audit of what was published (k = {summary.k}): {len(findings)} findings "
+          f"/ 公開した内容のガバナンス監査：指摘 {len(findings)} 件")
+    for row in findings.itertuples():
+        print(f"  {row.rule}: {row.entity_id}: {row.detail}")
+    return 0 if findings.empty else 1
 
 
 def _cmd_lab(args) -> int:
