@@ -24,6 +24,8 @@ from sscity.city import (
 )
 from sscity.cli import main
 from sscity.data import dataset_path, load_city_sensors, load_survey
+from sscity.data.neighbourhoods import make_neighbourhood
+from sscity.data.tsukuba import BY_CODE
 from sscity.mobility.routing import accessible_route, find_node, load_sidewalks, shortest_route
 from sscity.platform import BrokerError, Client
 from sscity.sensing.payload import unpack_reading
@@ -53,6 +55,10 @@ def graph():
     return load_sidewalks()
 
 
+def _neighbourhood_places():
+    return sum(d["kind"] != "home" for code in BY_CODE for _, d in make_neighbourhood(code).nodes(data=True))
+
+
 def test_summary_counts_every_type(seeded):
     _, summary = seeded
     stations = pd.read_csv(dataset_path("campus-sensors", "stations.csv"))
@@ -62,7 +68,9 @@ def test_summary_counts_every_type(seeded):
         "AirQualityObserved": len(stations),
         "NoiseLevelObserved": len(stations),
         "CrowdFlowObserved": len(stations) + points,  # gateway stations + module 02's crowd points
-        "PublicFacility": len(load_city_sensors("facilities")),
+        # module 02's facilities + the neighbourhoods' places (clinic, community centre, ...)
+        "PublicFacility": len(load_city_sensors("facilities")) + _neighbourhood_places(),
+        "SidewalkSegment": sum(make_neighbourhood(code).number_of_edges() for code in BY_CODE),
     }
     assert summary.suppressed == []
     assert summary.gateway["stored"] == summary.gateway["received"] > 0
@@ -165,7 +173,7 @@ def test_facility_nodes_refuses_a_bad_distance(seeded, graph):
 
 def _snapshot(client):
     kinds = ("DistrictWellbeing", "AirQualityObserved", "NoiseLevelObserved", "CrowdFlowObserved",
-             "PublicFacility")
+             "PublicFacility", "SidewalkSegment")
     return {kind: sorted(client.query_all(type=kind), key=lambda e: e["id"]) for kind in kinds}
 
 
@@ -242,5 +250,6 @@ def test_cli_seeds_the_embedded_broker(monkeypatch, capsys):
     monkeypatch.delenv("SSCITY_TENANT_PREFIX", raising=False)
     assert main(["city", "seed", "--tenant", "t1-cli"]) == 0
     out = capsys.readouterr().out
-    assert "DistrictWellbeing: 6" in out and "PublicFacility: 40" in out and "lost" in out
+    assert "DistrictWellbeing: 6" in out and f"PublicFacility: {40 + _neighbourhood_places()}" in out
+    assert "SidewalkSegment: " in out and "lost" in out
     assert Client(tenant="t1-cli").count(type="DistrictWellbeing") == 6

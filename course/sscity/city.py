@@ -21,6 +21,13 @@ Each module's output becomes the next one's input on one NGSI-LD platform
 4. **Platform -> mobility (module 04).** :func:`facility_nodes` reads the facilities back
    from the platform and finds the nearest node of the sidewalk network of each, so
    :mod:`sscity.mobility.routing` can route to them.
+5. **Neighbourhoods (capstone) -> platform -> routing.** :func:`sidewalk_entities` and
+   :func:`place_entities` publish the SYNTHETIC sidewalk network of one neighbourhood per
+   district (:func:`sscity.data.neighbourhoods.make_neighbourhood`) as ``SidewalkSegment``
+   entities and its clinic, community centre, bus stops and supermarket as ``PublicFacility``
+   entities (homes are not published); :func:`sidewalk_network` and :func:`district_places`
+   read them back into a graph that :mod:`sscity.mobility.routing` routes on, closed
+   segments (roadworks) left out.
 
 Seeding deletes the entities it is about to write (with their temporal history) and writes
 them again, so seeding twice leaves the same entities and the same history, and a survey
@@ -46,6 +53,17 @@ expand to the NGSI-LD default vocabulary, e.g. ``DistrictWellbeing`` ->
 ``location``              the district's (SCHEMATIC) polygon
 ========================  ====================================================================
 
+The ``SidewalkSegment`` type
+----------------------------
+One entity per edge of a neighbourhood network, ``urn:ngsi-ld:SidewalkSegment:<district>:<edge_id>``
+(names expand to the NGSI-LD default vocabulary, as above): ``districtCode``, ``segmentKind``
+(sidewalk, crossing, lane, ...), ``startNode``/``endNode`` (``rise_m`` is measured from start
+to end) with ``startElevationM``/``endElevationM``, ``lengthM``, ``slopePercent``, ``riseM``,
+``crossSlopePercent``, ``curbHeightCm``, ``widthM``, ``surface``, ``steps``, ``condition``
+(``open`` or ``closed``), ``name``, ``dataProvider`` and ``location`` (LineString). The places
+are ``PublicFacility`` entities ``urn:ngsi-ld:PublicFacility:<district>-<node>`` with
+``districtCode``, ``nodeId``, ``category`` and ``name``.
+
 Only one level (districts) is published, so a suppressed cell cannot be recovered by
 subtracting published cells from a published total; publishing a finer table as well would
 need complementary suppression (see :func:`sscity.sensing.mesh.k_suppressed_counts`).
@@ -66,17 +84,24 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from sscity.data.neighbourhoods import NEIGHBOURHOOD_SEED
+
 __all__ = [
     "DEFAULT_DAY",
     "DEFAULT_K",
+    "NEIGHBOURHOOD_SEED",
     "SeedSummary",
     "campus_day_messages",
     "crowding_entities",
+    "district_places",
     "district_wellbeing",
     "facility_entities",
     "facility_nodes",
+    "place_entities",
     "read_wellbeing",
     "seed_city",
+    "sidewalk_entities",
+    "sidewalk_network",
     "wellbeing_entities",
 ]
 
@@ -330,7 +355,8 @@ def facility_nodes(client, graph=None, *, max_distance_m: float | None = None) -
     DataFrame
         ``facility_id``, ``entity_id``, ``name``, ``category``, ``wheelchair_accessible``,
         ``lon``, ``lat``, ``node`` and ``distance_m``, sorted by ``distance_m``. Route to a
-        facility with ``accessible_route(graph, origin, row.node)``.
+        facility with ``accessible_route(graph, origin, row.node)``. The neighbourhoods'
+        places (entities with ``nodeId``, see :func:`district_places`) are left out.
     """
     from sscity.platform.geo import haversine_m
 
@@ -348,6 +374,8 @@ def facility_nodes(client, graph=None, *, max_distance_m: float | None = None) -
         raise ValueError("The sidewalk network has no nodes. / 歩道ネットワークにノードがありません。")
     rows = []
     for entity in client.query_all(type="PublicFacility", key_values=True):
+        if "nodeId" in entity:  # a neighbourhood's place: it belongs to its own network
+            continue
         lon, lat = entity["location"]["coordinates"][:2]
         distance, node = min((haversine_m(lon, lat, x, y), n) for n, x, y in nodes)
         if max_distance_m is not None and distance > max_distance_m:
@@ -359,6 +387,181 @@ def facility_nodes(client, graph=None, *, max_distance_m: float | None = None) -
     columns = ["facility_id", "entity_id", "name", "category", "wheelchair_accessible", "lon", "lat",
                "node", "distance_m"]
     return pd.DataFrame(rows, columns=columns).sort_values(["distance_m", "facility_id"], ignore_index=True)
+
+
+# --------------------------------------------------------------------------- capstone: neighbourhoods
+
+_PLACE_KINDS = ("clinic", "community_centre", "bus_stop", "supermarket")
+# SidewalkSegment property -> graph edge attribute (what routing reads)
+_SEGMENT_FIELDS = {"segmentKind": "kind", "name": "name", "startNode": "u", "endNode": "v",
+                   "lengthM": "length_m", "riseM": "rise_m", "slopePercent": "slope_percent",
+                   "crossSlopePercent": "cross_slope_percent", "curbHeightCm": "curb_height_cm",
+                   "widthM": "width_m", "surface": "surface", "steps": "steps", "condition": "condition"}
+
+
+def _district_code(district_code) -> str:
+    from sscity.data.neighbourhoods import _check_district
+
+    return _check_district(district_code).code
+
+
+def _graph_district(graph) -> str:
+    code = graph.graph.get("district_code")
+    if code is None:
+        raise ValueError("The graph has no district_code in graph.graph; build it with "
+                         "sscity.data.neighbourhoods.make_neighbourhood. / グラフに district_code が"
+                         "ありません。make_neighbourhood で作ったグラフを渡してください。")
+    return _district_code(code)
+
+
+def sidewalk_entities(graph) -> list[dict]:
+    """One ``SidewalkSegment`` entity per edge of a neighbourhood network (SYNTHETIC).
+
+    Parameters
+    ----------
+    graph : networkx.Graph
+        A network from :func:`sscity.data.neighbourhoods.make_neighbourhood` (its
+        ``graph.graph["district_code"]`` names the district).
+
+    Returns
+    -------
+    list of dict
+        Entities ``urn:ngsi-ld:SidewalkSegment:<district_code>:<edge_id>`` in edge-id order.
+    """
+    code = _graph_district(graph)
+    entities = []
+    for u, v, d in sorted(graph.edges(data=True), key=lambda edge: edge[2]["edge_id"]):
+        start, end = d.get("u", u), d.get("v", v)
+        entities.append({
+            "id": f"urn:ngsi-ld:SidewalkSegment:{code}:{d['edge_id']}",
+            "type": "SidewalkSegment",
+            "districtCode": code,
+            "segmentKind": d["kind"],
+            "name": d.get("name", ""),
+            "startNode": start,
+            "endNode": end,
+            "startElevationM": float(graph.nodes[start]["elevation_m"]),
+            "endElevationM": float(graph.nodes[end]["elevation_m"]),
+            "lengthM": float(d["length_m"]),
+            "riseM": float(d["rise_m"]),
+            "slopePercent": float(d["slope_percent"]),
+            "crossSlopePercent": float(d["cross_slope_percent"]),
+            "curbHeightCm": float(d["curb_height_cm"]),
+            "widthM": float(d["width_m"]),
+            "surface": d["surface"],
+            "steps": int(d.get("steps", 0)),
+            "condition": d.get("condition", "open"),
+            "dataProvider": SYNTHETIC_PROVIDER,
+            "location": {"type": "LineString", "coordinates": [list(p) for p in d["coords"]]},
+        })
+    return entities
+
+
+def place_entities(graph) -> list[dict]:
+    """A ``PublicFacility`` entity per place of a neighbourhood network that is not a home.
+
+    The clinic, the community centre, the bus stops and the supermarket, each with
+    ``districtCode``, ``nodeId`` (the network node it stands at), ``category`` and ``name``;
+    id ``urn:ngsi-ld:PublicFacility:<district_code>-<node>``.
+    """
+    code = _graph_district(graph)
+    # Homes are NOT published: a home node is where somebody lives, and a platform open to the
+    # city's services must not become a map of residents (in a real city, of the older residents
+    # a pilot would recruit). Routing needs only the network and the destinations; a home is just
+    # a node of the network.
+    return [{
+        "id": f"urn:ngsi-ld:PublicFacility:{code}-{node}",
+        "type": "PublicFacility",
+        "districtCode": code,
+        "nodeId": node,
+        "category": d["kind"],
+        "name": d.get("name", ""),
+        "dataProvider": SYNTHETIC_PROVIDER,
+        "location": {"type": "Point", "coordinates": [float(d["lon"]), float(d["lat"])]},
+    } for node, d in sorted(graph.nodes(data=True)) if d.get("kind") in _PLACE_KINDS]
+
+
+def sidewalk_network(client, district_code: str, *, include_closed: bool = False):
+    """Rebuild a district's sidewalk network from its ``SidewalkSegment`` entities on the platform.
+
+    Parameters
+    ----------
+    client : sscity.platform.Client
+        The platform (tenant) seeded by :func:`seed_city`.
+    district_code : str
+        One of the six district codes.
+    include_closed : bool, default False
+        Keep the segments closed for roadworks (``condition == "closed"``); by default they
+        are left out, as a route must avoid them.
+
+    Returns
+    -------
+    networkx.Graph
+        Edges with the attributes :mod:`sscity.mobility.routing` uses (``edge_id``, ``u``,
+        ``v``, ``kind``, ``name``, ``length_m``, ``rise_m``, ``slope_percent``,
+        ``cross_slope_percent``, ``curb_height_cm``, ``width_m``, ``surface``, ``steps``,
+        ``condition``, ``synthetic``, ``district_code``, ``coords``); nodes with ``lon``,
+        ``lat`` (the segment ends) and ``elevation_m``. Empty if nothing is published.
+
+    Raises
+    ------
+    ValueError
+        Unknown district code (bilingual message listing the valid ones).
+    """
+    import networkx as nx
+
+    code = _district_code(district_code)
+    segments = client.query_all(type="SidewalkSegment", q=f'districtCode=="{code}"', key_values=True)
+    graph = nx.Graph(name=f"neighbourhood {code} from the platform (SYNTHETIC)", district_code=code,
+                     synthetic=True)
+    ends = {}
+    for e in segments:
+        coords = e["location"]["coordinates"]
+        ends.setdefault(e["startNode"], (coords[0], e["startElevationM"]))
+        ends.setdefault(e["endNode"], (coords[-1], e["endElevationM"]))
+    for node in sorted(ends):
+        (lon, lat, *_), elevation = ends[node]
+        graph.add_node(node, lon=lon, lat=lat, elevation_m=elevation, district_code=code, synthetic=True)
+    for e in sorted(segments, key=lambda entity: entity["id"]):
+        if e.get("condition") == "closed" and not include_closed:
+            continue
+        attributes = {attr: e[key] for key, attr in _SEGMENT_FIELDS.items()}
+        attributes.update(edge_id=e["id"].rsplit(":", 1)[-1], synthetic=True, district_code=code,
+                          coords=[list(p) for p in e["location"]["coordinates"]])
+        graph.add_edge(e["startNode"], e["endNode"], **attributes)
+    return graph
+
+
+def district_places(client, district_code: str, category: str | None = None) -> pd.DataFrame:
+    """A district's neighbourhood places (clinic, community centre, bus stops, supermarket) on the platform.
+
+    Parameters
+    ----------
+    client : sscity.platform.Client
+    district_code : str
+        One of the six district codes.
+    category : str, optional
+        Only this category (``"clinic"``, ``"community_centre"``, ``"bus_stop"``, ``"supermarket"``).
+
+    Returns
+    -------
+    DataFrame
+        ``facility_id``, ``entity_id``, ``name``, ``category``, ``node`` (the network node),
+        ``lon``, ``lat``, sorted by ``category`` and ``facility_id``.
+    """
+    code = _district_code(district_code)
+    if category is not None and category not in _PLACE_KINDS:
+        raise ValueError(f"Unknown category {category!r}; use one of: {', '.join(_PLACE_KINDS)}. "
+                         f"/ 種別 {category!r} はありません。次のいずれかを使ってください："
+                         f"{', '.join(_PLACE_KINDS)}。")
+    q = f'districtCode=="{code}"' + (f';category=="{category}"' if category else "")
+    rows = []
+    for e in client.query_all(type="PublicFacility", q=q, key_values=True):
+        lon, lat = e["location"]["coordinates"][:2]
+        rows.append({"facility_id": e["id"].rsplit(":", 1)[-1], "entity_id": e["id"], "name": e.get("name"),
+                     "category": e.get("category"), "node": e.get("nodeId"), "lon": lon, "lat": lat})
+    columns = ["facility_id", "entity_id", "name", "category", "node", "lon", "lat"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["category", "facility_id"], ignore_index=True)
 
 
 # --------------------------------------------------------------------------- seeding
@@ -442,8 +645,22 @@ def _delete_quietly(client, entity_ids: list[str]) -> None:
             raise
 
 
+def _neighbourhood_ids(client) -> list[str]:
+    """Ids of every SidewalkSegment and neighbourhood place in the tenant (none if it does not exist)."""
+    from sscity.platform import BrokerError
+
+    try:
+        return ([e["id"] for e in client.query_all(type="SidewalkSegment", attrs=["districtCode"])]
+                + [e["id"] for e in client.query_all(type="PublicFacility", q="nodeId", attrs=["nodeId"])])
+    except BrokerError as err:
+        if err.status is None:
+            raise
+        return []  # the tenant does not exist yet
+
+
 def seed_city(client=None, *, tenant: str = "city", day: str = DEFAULT_DAY, k: int = DEFAULT_K,
-              wave: int = 2019, progress: bool = True) -> SeedSummary:
+              wave: int = 2019, progress: bool = True, sensors: bool = True,
+              neighbourhood_seed: int = NEIGHBOURHOOD_SEED) -> SeedSummary:
     """Seed a platform tenant with the whole SYNTHETIC city, each module's output as input.
 
     Parameters
@@ -461,6 +678,13 @@ def seed_city(client=None, *, tenant: str = "city", day: str = DEFAULT_DAY, k: i
         Survey wave.
     progress : bool, default True
         Print one line per step.
+    sensors : bool, default True
+        Replay the campus-sensor day through the edge gateway (about 3 s). ``False`` skips it
+        (the capstone needs the survey, the facilities and the neighbourhoods only); sensor
+        entities already in the tenant are then left as they are.
+    neighbourhood_seed : int, default ``NEIGHBOURHOOD_SEED``
+        Seed of the six SYNTHETIC neighbourhood networks
+        (:func:`sscity.data.neighbourhoods.make_neighbourhood`).
 
     Returns
     -------
@@ -478,7 +702,10 @@ def seed_city(client=None, *, tenant: str = "city", day: str = DEFAULT_DAY, k: i
     -----
     The entities :func:`seed_city` writes are deleted first (history included), so the
     tenant is briefly without them: seed a tenant nobody is reading from at that moment.
-    Other entities of the tenant are left alone.
+    Every ``SidewalkSegment`` of the tenant and every neighbourhood place (a
+    ``PublicFacility`` with ``nodeId``) is deleted too, so a network seeded with another
+    ``neighbourhood_seed`` leaves no segment behind. Other entities of the tenant are left
+    alone.
     """
     from sscity.sensing.gateway import Gateway
 
@@ -491,32 +718,45 @@ def seed_city(client=None, *, tenant: str = "city", day: str = DEFAULT_DAY, k: i
         if progress:
             print(text, flush=True)
 
+    from sscity.data.neighbourhoods import make_neighbourhood
     from sscity.data.tsukuba import BY_CODE
     from sscity.sensing.gateway import ENTITY_TYPES
 
     table, suppressed = district_wellbeing(k=k, wave=wave)
-    messages, locations, unpackable = campus_day_messages(day)  # a day without data: nothing written
+    if sensors:
+        messages, locations, unpackable = campus_day_messages(day)  # a day without data: nothing written
+    else:
+        messages, locations, unpackable = [], {}, 0
     facilities, crowding = facility_entities(), crowding_entities()
+    networks = [make_neighbourhood(code, neighbourhood_seed) for code in BY_CODE]
+    segments = [e for g in networks for e in sidewalk_entities(g)]
+    places = [e for g in networks for e in place_entities(g)]
     # Delete what an earlier seeding wrote, so that seeding again neither doubles the temporal
     # history nor leaves a cell published that a larger k now suppresses.
     _delete_quietly(client, [f"urn:ngsi-ld:DistrictWellbeing:{wave}:{code}" for code in BY_CODE]
                     + [f"urn:ngsi-ld:{kind}:{number}" for kind in ENTITY_TYPES for number in locations]
-                    + [e["id"] for e in facilities + crowding])
+                    + [e["id"] for e in facilities + crowding]
+                    + _neighbourhood_ids(client))
     client.batch_upsert(wellbeing_entities(table, wave)).raise_for_errors()
     say(f"01 survey: {len(table)} district aggregates published, {len(suppressed)} suppressed "
         f"/ 調査: 地区の集計 {len(table)} 件を公表、{len(suppressed)} 件を秘匿")
 
     gateway = Gateway(client, stations=locations)
-    gateway.handle_many(messages)
-    say(f"03 edge gateway: {gateway.stats['stored']} of {len(messages)} frames stored "
-        f"/ ゲートウェイ: {len(messages)} フレーム中 {gateway.stats['stored']} を保存")
+    if sensors:
+        gateway.handle_many(messages)
+        say(f"03 edge gateway: {gateway.stats['stored']} of {len(messages)} frames stored "
+            f"/ ゲートウェイ: {len(messages)} フレーム中 {gateway.stats['stored']} を保存")
 
     client.batch_upsert(facilities).raise_for_errors()
     client.batch_upsert(crowding).raise_for_errors()
     say("02 city data: facilities and crowding / 施設と混雑")
 
+    client.batch_upsert(segments + places).raise_for_errors()
+    say(f"neighbourhoods: {len(segments)} sidewalk segments and {len(places)} places in 6 districts "
+        f"/ 近隣: 6地区の歩道区間 {len(segments)} 件と施設 {len(places)} 件")
+
     kinds = ("DistrictWellbeing", "AirQualityObserved", "NoiseLevelObserved", "CrowdFlowObserved",
-             "PublicFacility")
+             "PublicFacility", "SidewalkSegment")
     counts = {kind: client.count(type=kind) for kind in kinds}
     return SeedSummary(tenant=tenant, counts=counts, suppressed=suppressed, k=k,
                        gateway=dict(gateway.stats), unpackable=unpackable, day=day)
