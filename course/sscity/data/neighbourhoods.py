@@ -194,7 +194,7 @@ def make_neighbourhood(district_code: str, seed: int = NEIGHBOURHOOD_SEED) -> nx
                 surface = _choice(rng, ("interlocking_blocks", "asphalt", "tiles"), p=(0.5, 0.4, 0.1))
         elif crossing:
             kind, name = "crossing", "main road crossing"
-            curb = _choice(rng, (0.0, 2.0, 5.0, 7.5, 10.0), p=(0.15, 0.3, 0.25, 0.15, 0.15))
+            curb = _choice(rng, (0.0, 2.0, 5.0, 7.5, 10.0), p=(0.05, 0.2, 0.35, 0.2, 0.2))
             width, cross, surface = 3.0, _choice(rng, (1.0, 1.5, 2.0)), "asphalt"
         elif along_road:
             kind, name = "sidewalk", "main road sidewalk (old)"
