@@ -180,3 +180,12 @@ def test_reseeding_is_idempotent_and_another_seed_replaces_the_network(seeded):
     assert {d["edge_id"] for *_, d in sidewalk_network(client, "toyosato", include_closed=True)
             .edges(data=True)} == {d["edge_id"] for *_, d in made.edges(data=True)}
     seed_city(client, tenant=TENANT, sensors=False, progress=False)  # back to the default for the others
+
+
+def test_seeding_a_client_seeds_its_own_tenant_unless_told_otherwise():
+    from sscity.platform import Client
+
+    client = Client(tenant="own-tenant-seed")
+    summary = seed_city(client, sensors=False, progress=False)
+    assert summary.tenant == "own-tenant-seed"
+    assert client.count(type="DistrictWellbeing") == 6

@@ -611,10 +611,12 @@ class SeedSummary:
         return out
 
 
-def _tenant_client(client, tenant: str):
+def _tenant_client(client, tenant: str | None):
     from sscity.platform import Client
 
-    return Client(tenant=tenant) if client is None else client.for_tenant(tenant)
+    if client is None:
+        return Client(tenant=tenant or "city")
+    return client if tenant is None else client.for_tenant(tenant)
 
 
 def _reachable(client) -> None:
@@ -658,7 +660,7 @@ def _neighbourhood_ids(client) -> list[str]:
         return []  # the tenant does not exist yet
 
 
-def seed_city(client=None, *, tenant: str = "city", day: str = DEFAULT_DAY, k: int = DEFAULT_K,
+def seed_city(client=None, *, tenant: str | None = None, day: str = DEFAULT_DAY, k: int = DEFAULT_K,
               wave: int = 2019, progress: bool = True, sensors: bool = True,
               neighbourhood_seed: int = NEIGHBOURHOOD_SEED) -> SeedSummary:
     """Seed a platform tenant with the whole SYNTHETIC city, each module's output as input.
@@ -667,9 +669,11 @@ def seed_city(client=None, *, tenant: str = "city", day: str = DEFAULT_DAY, k: i
     ----------
     client : sscity.platform.Client, optional
         The platform (default ``Client(tenant=tenant)``: the embedded broker, or
-        ``SSCITY_BROKER_URL``). Another tenant's client is re-made for ``tenant``.
-    tenant : str, default ``"city"``
-        The tenant to seed (module 02's city tenant).
+        ``SSCITY_BROKER_URL``).
+    tenant : str, optional
+        The tenant to seed. Default: the ``client``'s own tenant, or ``"city"`` (module 02's
+        city tenant) when no client is given. A client of another tenant is re-made for
+        ``tenant``.
     day : str, default ``"2025-06-19"``
         The day (JST) of campus-sensor readings replayed through the edge gateway.
     k : int, default 10
@@ -758,5 +762,5 @@ def seed_city(client=None, *, tenant: str = "city", day: str = DEFAULT_DAY, k: i
     kinds = ("DistrictWellbeing", "AirQualityObserved", "NoiseLevelObserved", "CrowdFlowObserved",
              "PublicFacility", "SidewalkSegment")
     counts = {kind: client.count(type=kind) for kind in kinds}
-    return SeedSummary(tenant=tenant, counts=counts, suppressed=suppressed, k=k,
+    return SeedSummary(tenant=client.tenant, counts=counts, suppressed=suppressed, k=k,
                        gateway=dict(gateway.stats), unpackable=unpackable, day=day)
