@@ -1,18 +1,18 @@
 """Module 06: the numbers its prose quotes are what the course's code computes.
 
-Each case quotes the exact phrase of a lesson or README cell and recomputes the number with
-the course's own code (see ``tests/prose_facts.py``): the SYNTHETIC happiness survey
-(``sscity.survey``, ``sscity.city.district_wellbeing``), the SYNTHETIC neighbourhood
-networks (``sscity.data.neighbourhoods`` with ``sscity.mobility.routing``), the static
-tip-over model (``sscity.mobility.stability``) and the evaluation designs
-(``sscity.evaluation``: design effect, Hussey & Hughes power, DiD on SYNTHETIC pilot panels,
-exact Poisson intervals). Nothing here runs the notebook. Real-world figures that come from
-the deck, standards and papers are listed, with their sources, in the module README's facts
-table. The lesson's choices are repeated here (2019 wave and k = 10 for the 80+ table; 2017
-wave, ages 70+ and self-rated health 4-5 for section 3; Sakura; the 1:12 and 15 % slopes;
-clusters of 15 and ICC 0.05; the stepped-wedge seed 2026 and the six neighbourhoods in three
-steps; pilot panels with seed 324 and five clusters per arm; 3 incidents in 2,400 km); when
-the lesson changes them, this file must follow.
+Each case quotes the exact phrase of a lesson or README cell and recomputes the number with the
+course's own code (see ``tests/prose_facts.py``): the SYNTHETIC happiness survey
+(``sscity.survey``, ``sscity.city.district_wellbeing``), the SYNTHETIC neighbourhood networks
+(``sscity.data.neighbourhoods`` with ``sscity.mobility.routing``), the static tip-over model
+(``sscity.mobility.stability``) and the evaluation designs (``sscity.evaluation``: design
+effect, Hussey & Hughes power, DiD on SYNTHETIC pilot panels, exact Poisson intervals). Nothing
+here runs the notebook. Real-world figures that come from the deck, standards and papers are
+listed, with their sources, in the module README's facts table. The lesson's choices are
+repeated here (2019 wave and k = 10 for the 80+ table; 2017 wave, ages 70+ and self-rated
+health 4-5 for section 3; Sakura; the 1:12 and 15 % slopes; clusters of 20 and ICC 0.05 (15
+people per neighbourhood and period for the stepped wedge); the stepped-wedge seed 2026 and the
+six neighbourhoods in three steps; pilot panels with seed 324 and five clusters per arm; 3
+incidents in 2,400 km); when the lesson changes them, this file must follow.
 """
 
 from __future__ import annotations
@@ -153,9 +153,9 @@ def test_braking_limits():
 def test_mde_rule_of_thumb_and_design_effect():
     z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
     check_quoted(MODULE, "about 2.8 standard deviations", "2.8", z)
-    deff = cluster_design_effect(15, 0.05)
-    check_quoted(MODULE, "the design effect is **1.7**", "1.7", deff)
-    check_quoted(MODULE, "170 people recruited in clusters", "170", 100 * deff)
+    deff = cluster_design_effect(20, 0.05)
+    check_quoted(MODULE, "the design effect is **1.95**", "1.95", deff)
+    check_quoted(MODULE, "195 people recruited in clusters", "195", 100 * deff)
 
 
 def test_stepped_wedge_power():
