@@ -132,7 +132,7 @@ def test_sakura_reachability_from_the_community_centre():
     sakura = make_neighbourhood("sakura")
     centre = next(n for n, d in sakura.nodes(data=True) if d["kind"] == "community_centre")
     shares = reachability(_open(sakura), centre).set_index("profile")["share"]
-    assert shares.min() >= 0.95, "the lesson says nearly every junction is reachable in Sakura"
+    assert shares.min() == 1.0, "the lesson says no closure cuts anybody off in Sakura"
     steepest = max(abs(d["slope_percent"]) for _, _, d in sakura.edges(data=True))
     assert steepest < 5.0
 
