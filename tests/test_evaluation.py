@@ -355,3 +355,10 @@ def test_panel_and_poisson_bad_inputs_are_bilingual(call, error, match):
     with pytest.raises(error, match=match) as info:
         call()
     assert " / " in str(info.value) and any("\u3040" <= ch <= "\u9fff" for ch in str(info.value))
+
+
+def test_mde_and_n_are_numbers_where_statsmodels_answers_with_an_array():
+    # solve_power returned a 1-element array here, and float() of it raised
+    mde = minimum_detectable_effect(190, 0.95)
+    assert isinstance(mde, float) and 0.2 < mde < 0.35
+    assert required_n(mde, 0.95) in (190, 191)

@@ -73,6 +73,11 @@ TESTS = ("t", "normal")
 
 
 # ------------------------------------------------------------------------------ validation
+def _scalar(value) -> float:
+    """statsmodels' solve_power returns a float or, from some root finders, a 1-element array."""
+    return float(np.asarray(value, dtype=float).reshape(-1)[0])
+
+
 def _number(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(
@@ -220,7 +225,7 @@ def required_n(
         alternative="two-sided",
     )
     # statsmodels' root finder is accurate to ~1e-4 people: do not round 30.0001 up to 31
-    return int(math.ceil(float(n_eff) * deff - 1e-3))
+    return int(math.ceil(_scalar(n_eff) * deff - 1e-3))
 
 
 def minimum_detectable_effect(
@@ -266,7 +271,7 @@ def minimum_detectable_effect(
     d = _test(test).solve_power(
         effect_size=None, nobs1=n_eff, alpha=alpha, power=power, ratio=ratio, alternative="two-sided"
     )
-    return float(d) * sd
+    return _scalar(d) * sd
 
 
 def required_n_proportions(
