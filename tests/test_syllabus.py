@@ -62,3 +62,29 @@ def test_every_graded_task_of_an_available_module_assesses_an_outcome():
             continue
         missing = {g for g in _graded(module) if (module, g) not in listed}
         assert not missing, f"{module}: graded tasks in no outcome row of the syllabus: {sorted(missing)}"
+
+
+def test_the_weights_table_is_the_one_grading_reads():
+    from sscity.course.tracks import load_tracks
+
+    tracks = load_tracks(ROOT / "course" / "tracks.toml")
+    shown = {}
+    for line in SYLLABUS.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^\| (\d\d-[a-z-]+) \| (\d+) \| (\d+) \|$", line)
+        if match:
+            shown[match.group(1)] = (int(match.group(2)), int(match.group(3)))
+    expected = {m.id: (tracks["degree"].weights[m.id], tracks["recurrent"].weights[m.id])
+                for m in load_modules(ROOT / "course" / "tracks.toml")}
+    assert shown == expected
+
+
+def test_the_schedules_cover_every_module():
+    text = SYLLABUS.read_text(encoding="utf-8")
+    degree = text.split("### Degree track", 1)[1].split("###", 1)[0]
+    recurrent = text.split("### Recurrent track", 1)[1].split("## ", 1)[0]
+    weeks = re.findall(r"^\| (\d+) \| (\d\d-[a-z-]+) \|", degree, flags=re.M)
+    evenings = re.findall(r"^\| (\d+) \| (\d\d-[a-z-]+) \|", recurrent, flags=re.M)
+    modules = [m.id for m in load_modules(ROOT / "course" / "tracks.toml")]
+    assert [int(w) for w, _ in weeks] == list(range(1, 16))
+    assert [int(e) for e, _ in evenings] == list(range(1, 9))
+    assert {m for _, m in weeks} == set(modules) == {m for _, m in evenings}
