@@ -95,3 +95,19 @@ def test_plot_scene_draws_every_element():
     } <= labels
     assert ax.get_xlabel() == "x (m)" and ax.get_title() == "test"
     matplotlib.pyplot.close(ax.figure)
+
+
+@pytest.mark.parametrize("statement", [
+    "import sscity.mobility.world",
+    "import sscity.mobility.render",
+    "from sscity.mobility import QoloSim, render_frame, run_episode",
+])
+def test_importing_the_simulation_prints_nothing_on_stderr(statement):
+    """pybullet prints "pybullet build time: ..." on the C-level stderr when imported; a
+    notebook shows that as a red band under module 04's first cell."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", statement], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", f"{statement!r} printed on stderr: {done.stderr!r}"

@@ -22,10 +22,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pybullet as pb
 
 from .metrics import capsule_distance, get_capsule  # noqa: F401  (capsule_distance: the plot's companion)
 from .params import QoloParams
+from .world import pb  # pybullet, imported quietly (no "build time" line on stderr)
 
 __all__ = ["capsule_outline", "frame_strip", "plot_scene", "render_frame", "save_gif", "save_png"]
 
