@@ -4,7 +4,8 @@
 #   make test       set up (if needed), run the whole test suite
 #   make test-fast  the quick subset for development (no notebook execution)
 #   make verify     solution full marks, blank 0, known-wrong answers fail, per module
-#   make lab        JupyterLab on modules/ for students
+#   make lab        JupyterLab on modules/ for students; PORT=8888, LAB_ARGS="--ip 0.0.0.0 --no-browser"
+#                   on a remote or headless machine, LAB_ARGS=--instructor for formgrader
 #   make lint       the authoring rules (sscity course lint)
 #   make bench      timings, one line each: BENCH <name> <value> <unit>
 #
@@ -14,6 +15,8 @@
 SHELL := /bin/bash
 PYTHON_BOOT ?= python3
 JOBS ?= 2
+PORT ?=
+LAB_ARGS ?=
 
 ifneq ($(VIRTUAL_ENV),)
   ACTIVE_ENV := $(VIRTUAL_ENV)
@@ -33,7 +36,7 @@ SSCITY := $(PYTHON) -m sscity
 .PHONY: help setup demo verify test test-fast lab lint bench release clean
 
 help:
-	@sed -n '2,13p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
 
 .venv/bin/python:
 	@$(PYTHON_BOOT) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -73,7 +76,7 @@ test-fast: setup
 	$(PYTHON) -m pytest -m "not slow" -n $(JOBS)
 
 lab: setup
-	$(SSCITY) lab
+	$(SSCITY) lab $(if $(PORT),--port $(PORT)) $(LAB_ARGS)
 
 lint: setup
 	$(SSCITY) course lint

@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import ast
 import filecmp
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 
 import nbformat
 import pytest
-from conftest import ROOT, graded, new_code_cell, new_markdown_cell
+from conftest import ROOT, graded, new_code_cell, new_markdown_cell, run_sscity
 from nbformat.v4 import new_notebook
 from nbgrader.utils import compute_checksum
-from sscity.course.notebooks import without_magics
+from sscity.course.notebooks import CourseRootError, course_root, without_magics
 from sscity.course.publish import (
     first_language,
     japanese_first_code,
@@ -20,6 +30,7 @@ from sscity.course.publish import (
     language,
     message_halves,
     publish,
+    readme_commands,
     smoke_test,
 )
 
@@ -121,6 +132,105 @@ def test_publishing_into_the_repository_or_a_full_folder_is_refused(tmp_path):
     (tmp_path / "full" / "x").write_text("x")
     with pytest.raises(FileExistsError, match="not empty"):
         publish(ROOT, tmp_path / "full")
+
+
+def test_the_edition_is_a_course_root_for_students_only(tmp_path):
+    dest = tmp_path / "student-edition"
+    publish(ROOT, dest)
+    assert (dest / ".sscity-edition").is_file()
+    # Its README's two commands are the student's, and the smoke test runs them.
+    readme = (dest / "README.md").read_text(encoding="utf-8")
+    assert readme_commands(readme) == ["make setup", "make lab"]
+    assert readme_commands((ROOT / "README.md").read_text(encoding="utf-8")) != ["make setup", "make lab"]
+    assert "## What is in the course" in readme  # the rest of the README travels
+    assert course_root(dest / "modules" / "00-orientation", edition=True) == dest
+    with pytest.raises(CourseRootError, match="is the student edition"):
+        course_root(dest)  # instructors' commands: the nearest course is the edition
+    done = run_sscity("course", "release", cwd=dest)
+    assert done.returncode == 2 and "student edition" in done.stderr and "学生版" in done.stderr
+    done = run_sscity("lab", "--instructor", cwd=dest)
+    assert done.returncode == 2 and "student edition" in done.stderr, done.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str, token: str) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, ""
+
+
+class _Lab:
+    """``sscity lab ARGS`` on a free port, until the block ends."""
+
+    def __init__(self, *args, cwd=ROOT):
+        self.token, port = "test-token", _free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sscity", "lab", "--port", str(port), "--no-browser",
+             "--token", self.token, *args], cwd=cwd, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+    def get(self, path):
+        return _get(self.base + path, self.token)
+
+    def __enter__(self):
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if self.get("/api/status")[0] == 200:
+                    return self
+            except OSError:
+                pass
+            assert self.process.poll() is None, self.process.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "JupyterLab did not answer in 90 s"
+            time.sleep(0.3)
+
+    def __exit__(self, *exc):
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def _disabled_plugins(html: str) -> list[str]:
+    found = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
+                      html, re.S)
+    assert found, "no page config in JupyterLab's page"
+    return json.loads(found.group(1)).get("disabledExtensions", [])
+
+
+INSTRUCTOR_PLUGINS = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
+                      "@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:course-list")
+
+
+@pytest.mark.slow
+def test_sscity_lab_hides_instructor_tools_from_students_and_serves_formgrader_to_instructors():
+    module = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())[0]
+    with _Lab() as lab:  # students: modules/, no formgrader, no exchange lists
+        assert lab.get(f"/api/contents/{module}")[0] == 200
+        disabled = _disabled_plugins(lab.get("/lab")[1])
+        assert all(plugin in disabled for plugin in INSTRUCTOR_PLUGINS), disabled
+        assert "@jupyter/nbgrader:validate-assignment" not in disabled
+        for path in ("/formgrader", "/formgraders", "/assignments", "/courses"):
+            assert lab.get(path)[0] == 404, f"{path} is served to students"
+    with _Lab("--instructor") as lab:  # instructors: the repository, formgrader and its links
+        assert not set(INSTRUCTOR_PLUGINS) & set(_disabled_plugins(lab.get("/lab")[1]))
+        status, listing = lab.get("/formgrader/api/assignments")
+        assert status == 200
+        assignments = json.loads(listing)
+        assert module in {a["name"] for a in assignments}
+        for assignment in assignments:  # formgrader links to solutions/ and modules/ resolve
+            assert lab.get(f"/api/contents/{assignment['source_path']}")[0] == 200, assignment
 
 
 # --- the reordering, on small examples -----------------------------------------------------

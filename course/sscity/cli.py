@@ -30,10 +30,11 @@ from pathlib import Path
 __all__ = ["main"]
 
 
-def _root(args) -> Path:
+def _root(args, edition: bool = False) -> Path:
+    """The course repository; with ``edition``, a student edition's root also counts."""
     from .course.notebooks import course_root
 
-    return course_root(Path(args.root) if args.root else None)
+    return course_root(Path(args.root) if args.root else None, edition=edition)
 
 
 def _cmd_release(args) -> int:
@@ -261,20 +262,84 @@ def _cmd_city_seed(args) -> int:
     return 0 if findings.empty else 1
 
 
-def _cmd_lab(args) -> int:
-    root = _root(args)
-    command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={root / 'modules'}",
-               *args.lab_args]
+# What students never see: nbgrader's instructor tools (Formgrader, Create Assignment) and,
+# outside a JupyterHub with an exchange, the assignment and course lists (they only say
+# "Error fetching courses!" without one). The Validate button stays.
+STUDENT_HIDDEN_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader",
+                                    "nbgrader.server_extensions.assignment_list",
+                                    "nbgrader.server_extensions.course_list")
+STUDENT_HIDDEN_LAB_PLUGINS = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
+                              "@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:course-list",
+                              "@jupyter/nbgrader:menu")
+
+
+def _student_lab_config() -> Path:
+    """A Jupyter config folder whose ``labconfig/page_config.json`` disables the instructor
+    plugins; it goes first on ``JUPYTER_CONFIG_PATH`` for this server only (nothing is
+    changed in the environment's own Jupyter settings)."""
+    import json
+    import tempfile
+
+    text = json.dumps({"disabledExtensions": dict.fromkeys(STUDENT_HIDDEN_LAB_PLUGINS, True)},
+                      indent=1)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    for folder in (cache / "sscity" / "jupyter-student", None):
+        try:
+            folder = folder or Path(tempfile.mkdtemp(prefix="sscity-lab-"))
+            (folder / "labconfig").mkdir(parents=True, exist_ok=True)
+            (folder / "labconfig" / "page_config.json").write_text(text)
+            return folder
+        except OSError:
+            continue
+    raise RuntimeError("cannot write JupyterLab's student settings (no writable cache or "
+                       "temporary folder) / JupyterLab の学生用設定を書き込めません")
+
+
+def lab_command(root: Path, args) -> tuple[list[str], dict[str, str], Path]:
+    """(command, environment, notebook folder) of ``sscity lab`` for ``args``."""
+    env = os.environ.copy()
+    # Formgrader needs the server's root at the repository (its nbgrader_config.py).
+    folder = root if args.instructor else root / "modules"
+    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder}"]
+    if args.port is not None:
+        command.append(f"--ServerApp.port={args.port}")
+    if args.ip:
+        command.append(f"--ServerApp.ip={args.ip}")
+    if args.no_browser:
+        command.append("--ServerApp.open_browser=False")
+    if args.token is not None:
+        command.append(f"--IdentityProvider.token={args.token}")
+    if not args.instructor:
+        command += [f"--ServerApp.jpserver_extensions={name}=False"
+                    for name in STUDENT_HIDDEN_SERVER_EXTENSIONS]
+        config = str(_student_lab_config())
+        env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+            [config, *filter(None, env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep))])
+    command += args.lab_args
     if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in command:
         # Containers often run as root; JupyterLab refuses that unless told.
         command.append("--allow-root")
-    print("Starting JupyterLab on modules/ (stop it with Ctrl+C) ...", flush=True)
+    return command, env, folder
+
+
+def _cmd_lab(args) -> int:
+    root = _root(args, edition=not args.instructor)
+    command, env, folder = lab_command(root, args)
+    where = "the repository (instructor: Nbgrader → Formgrader)" if args.instructor else "modules/"
+    where_ja = "リポジトリ（教員用：Nbgrader → Formgrader）" if args.instructor else "modules/"
+    print(f"Starting JupyterLab on {where} (stop it with Ctrl+C) ... / {where_ja} で JupyterLab を"
+          "起動します（Ctrl+C で終了）", flush=True)
+    if args.ip and args.ip not in ("localhost", "127.0.0.1", "::1"):
+        print(f"Listening on {args.ip}: open the URL with the token printed below, or from your "
+              "own computer use `ssh -L 8888:localhost:8888 SERVER` and http://localhost:8888. / "
+              f"{args.ip} で待ち受けます。下に表示されるトークン付きの URL を開くか、手元から "
+              "`ssh -L 8888:localhost:8888 SERVER` で接続してください。", flush=True)
     if os.name == "posix":
         # Become JupyterLab rather than wait for it: a signal that stops `sscity lab` then
         # stops the server itself and leaves no orphan JupyterLab behind.
         os.chdir(root)
-        os.execv(sys.executable, command)
-    return subprocess.call(command, cwd=root, env=os.environ.copy())
+        os.execve(sys.executable, command, env)
+    return subprocess.call(command, cwd=root, env=env)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -378,8 +443,18 @@ def build_parser() -> argparse.ArgumentParser:
     cseed.set_defaults(func=_cmd_city_seed)
 
     lab = verbs.add_parser("lab", help="JupyterLab on modules/ (for students)")
+    lab.add_argument("--port", type=int, help="port to listen on (default 8888, or the next free)")
+    lab.add_argument("--ip", help="address to listen on, e.g. 0.0.0.0 on a remote machine "
+                                  "(default localhost)")
+    lab.add_argument("--no-browser", action="store_true",
+                     help="do not open a browser (remote or headless machines)")
+    lab.add_argument("--token", help="the access token (default: a random one, printed)")
+    lab.add_argument("--instructor", action="store_true",
+                     help="instructors: JupyterLab on the repository root with Formgrader and "
+                          "Create Assignment (students see modules/ without them)")
     lab.set_defaults(func=_cmd_lab, lab_args=[])
-    lab.epilog = "Other options go to JupyterLab, e.g. sscity lab --no-browser --port=8888"
+    lab.epilog = ("Other options go to JupyterLab, e.g. sscity lab --ServerApp.base_url=/course/. "
+                  "Students never see Formgrader, Create Assignment or the assignment list.")
     return parser
 
 

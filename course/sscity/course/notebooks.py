@@ -53,22 +53,43 @@ class CourseRootError(FileNotFoundError):
     """The course repository could not be found."""
 
 
-def course_root(start: Path | None = None) -> Path:
+def course_root(start: Path | None = None, edition: bool = False) -> Path:
     """Find the course repository: the folder holding ``nbgrader_config.py`` and ``solutions/``.
 
     Searches upwards from ``start`` (default: the working directory), then falls back to the
-    repository that holds the installed package.
+    repository that holds the installed package. With ``edition``, the root of a student
+    edition (``modules/`` beside the ``.sscity-edition`` marker; no ``solutions/``) also
+    counts: students' commands (``sscity lab``) work there, instructors' commands do not.
     """
+
+    def is_student_edition(folder: Path) -> bool:  # the marker `sscity course publish` writes
+        return (folder / ".sscity-edition").is_file() and (folder / "modules").is_dir()
+
     candidates = []
     here = Path(start or os.getcwd()).resolve()
     candidates += [here, *here.parents]
     candidates.append(Path(__file__).resolve().parents[3])
-    for folder in candidates:
+    for folder in candidates:  # the nearest course wins
         if (folder / "nbgrader_config.py").is_file() and (folder / "solutions").is_dir():
             return folder
+        if is_student_edition(folder):
+            if edition:
+                return folder
+            raise CourseRootError(
+                f"{folder} is the student edition: it has no solutions/, so instructors' commands "
+                "(release, verify, grade, lab --instructor) do not run here. Run them in the "
+                "instructor repository; students use `make lab`. / ここは学生版で solutions/ が"
+                "ないため、教員用のコマンド"
+                "（release・verify・grade・lab --instructor）は動きません。教員用リポジトリで"
+                "実行してください。"
+                "受講者は `make lab` を使います。")
     raise CourseRootError(
         "Not inside the course repository (no nbgrader_config.py with a solutions/ folder "
-        "beside it). Run the command from the repository, or pass --root."
+        "beside it, and no student edition with modules/ and .sscity-edition). Run the command "
+        "from the repository (or the student edition), or pass --root. / コースのリポジトリの中"
+        "ではありません（solutions/ と nbgrader_config.py、または学生版の modules/ と "
+        ".sscity-edition が見つかりません）。リポジトリ（または学生版）の中で実行するか、"
+        "--root を指定してください。"
     )
 
 

@@ -21,7 +21,9 @@ import tokenize
 from pathlib import Path
 
 __all__ = [
+    "EDITION_MARKER",
     "STUDENT_TESTS",
+    "edition_readme",
     "first_language",
     "japanese_first_code",
     "japanese_first_markdown",
@@ -30,6 +32,7 @@ __all__ = [
     "make_japanese_first",
     "message_halves",
     "publish",
+    "readme_commands",
     "smoke_test",
 ]
 
@@ -77,6 +80,15 @@ def publish(root: Path, dest: Path, japanese_first: bool = False) -> list[Path]:
                       "demo: setup\n\t$(SSCITY) data verify\n"
                       "\t@echo 'Student edition: open the course with make lab.'\n", text)
         makefile.write_text(text)
+    # The edition's root marker: `sscity lab` (so `make lab`) finds the course by it, since
+    # the edition has no solutions/ (instructors' commands refuse to run here).
+    (dest / EDITION_MARKER).write_text(
+        "sscity student edition: made by `sscity course publish`; no solutions/. Keep this "
+        "file: `make lab` finds the course by it.\n学生版の目印です。`make lab` が使うので"
+        "消さないでください。\n", encoding="utf-8")
+    readme = dest / "README.md"
+    if readme.is_file():
+        readme.write_text(edition_readme(readme.read_text(encoding="utf-8")), encoding="utf-8")
     smoke = root / "tests" / "published" / "test_published.py"
     shutil.copy2(smoke, dest / "tests" / "test_published.py")
     (dest / ".ci").mkdir(exist_ok=True)
@@ -94,6 +106,76 @@ def publish(root: Path, dest: Path, japanese_first: bool = False) -> list[Path]:
         "helper package and the datasets, without solutions, hidden tests or known-wrong answers.\n"
         "解答・非公開テスト・誤答例を含まない、配布用の版です。\n" + note, encoding="utf-8")
     return written
+
+
+EDITION_MARKER = ".sscity-edition"
+
+# The student edition's two commands: the first ```bash block of its README (the smoke test
+# runs them from a fresh clone).
+EDITION_COMMANDS = """\
+## Two commands / 二つのコマンド
+
+This is the **student edition** of the course, made by `sscity course publish`: the lessons,
+the assignments, the `sscity` helper package and the datasets -- without solutions, hidden
+tests or known-wrong answers. On a machine with **Python 3.11 or newer**, `git` and `make`:
+これはコースの**学生版**です（解答・非公開テスト・誤答例は含みません）。Python 3.11 以上、
+`git`、`make` があれば、次の二つのコマンドで始められます。
+
+```bash
+make setup   # once: create .venv/ here and install the course into it
+make lab     # JupyterLab on modules/ — open 00-orientation/lesson.ipynb first
+```
+
+With a virtualenv or a conda environment (other than `base`) active, both use it and create
+no `.venv/`. Nothing is downloaded at run time: every dataset is in `datasets/`. Hand in your
+notebooks the way your instructor tells you (the assignment list of JupyterLab is only used on
+a class JupyterHub). / 仮想環境（または base 以外の conda 環境）が有効なら、それを使い `.venv/`
+は作りません。データはすべて `datasets/` にあり、実行中に何もダウンロードしません。提出方法は
+担当教員の指示に従ってください。
+
+On a remote or headless machine / リモートや画面のないマシンでは:
+
+```bash
+make lab PORT=8888 LAB_ARGS="--no-browser"                 # then, from your own computer:
+ssh -L 8888:localhost:8888 you@server                       # open the URL with ?token=... it prints
+make lab PORT=8888 LAB_ARGS="--ip 0.0.0.0 --no-browser"    # or listen on the network (trusted networks only)
+```
+
+`sscity lab --port 8888 --ip 0.0.0.0 --no-browser --token SECRET` does the same without make.
+JupyterLab prints a URL with a token; open that URL (or the forwarded one) in a browser. /
+`make lab` はトークン付きの URL を表示します。手元のブラウザでその URL（ssh でポートを
+転送した場合は http://localhost:8888/lab?token=...）を開きます。
+
+### The conda route / conda を使う場合
+
+```bash
+conda env create -f environment.yml
+conda activate sscity
+make lab         # uses the active environment, creates no .venv
+```
+
+"""
+
+
+def edition_readme(text: str) -> str:
+    """The course README with its "Two commands" section (the instructors' commands: demo,
+    test, verify) replaced by the student edition's own: ``make setup`` and ``make lab``."""
+    start = text.find("## Two commands")
+    end = text.find("\n## ", start + 1) if start >= 0 else -1
+    if start < 0 or end < 0:  # no such section: the edition's commands go first
+        title, _, rest = text.partition("\n")
+        return f"{title}\n\n{EDITION_COMMANDS}{rest}"
+    return text[:start] + EDITION_COMMANDS + text[end + 1:]
+
+
+def readme_commands(text: str) -> list[str]:
+    """The commands of the first ```bash block of the "Two commands" section of a README."""
+    section = text[text.find("## Two commands"):]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    if not block:
+        return []
+    return [line.split("#", 1)[0].strip() for line in block.group(1).splitlines()
+            if line.split("#", 1)[0].strip()]
 
 
 def smoke_test(dest: Path) -> subprocess.CompletedProcess:
