@@ -254,6 +254,7 @@ def grade_chunk(job: dict) -> dict:
                 "font_cache": job.get("font_cache"), "keep": bool(job.get("keep")),
                 "notebooks": sum(len(files) for files in job["students"].values())}
     config += autograde_config(settings)
+    config += _timing_config(chunk / "timing.jsonl")
     (chunk / "nbgrader_config.py").write_text(config)
     module = job["module"]
     for student, files in job["students"].items():
@@ -280,6 +281,7 @@ def grade_chunk(job: dict) -> dict:
         for line in failures_file.read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
             stopped[(record["student"], f"{record['notebook']}.ipynb")] = record
+    seconds = _seconds_per_student(chunk / "timing.jsonl", module)
     results, failed = {}, {}
     with Gradebook(f"sqlite:///{chunk / 'gradebook.db'}") as gradebook:
         for student, files in job["students"].items():
@@ -293,7 +295,10 @@ def grade_chunk(job: dict) -> dict:
                     if path.is_symlink() or not path.is_file():
                         raise MissingEntry()
                     graded[name] = {
-                        "grades": {g.name: [g.auto_score, g.max_score] for g in notebook.grades},
+                        # nbgrader's own verdict per cell: [auto_score, max_score, needs_manual_grade]
+                        "grades": {g.name: [g.auto_score, g.max_score, bool(g.needs_manual_grade)]
+                                   for g in notebook.grades},
+                        "seconds": seconds.get(student),
                         "notebook": _read_no_follow(path),
                         "kernel_failure": stopped.get((student, name), {}).get("why"),
                         "notices": stopped.get((student, name), {}).get("notices") or [],
@@ -306,6 +311,51 @@ def grade_chunk(job: dict) -> dict:
         shutil.rmtree(chunk, ignore_errors=True)
     return {"module": module, "results": results, "failed": failed,
             "seconds": time.perf_counter() - started}
+
+
+def _timing_config(log: Path) -> str:
+    """Lines for ``nbgrader_config.py``: nbgrader's own pre/post convert hooks append the
+    time each student's submission starts and ends grading to ``log`` (JSON lines)."""
+    return (
+        "\n# Added by sscity: when each submission starts and ends grading (grades.csv seconds)\n"
+        "def _sscity_timing(edge):\n"
+        "    def hook(assignment=None, student=None, notebooks=()):\n"
+        "        import json, time\n"
+        f"        with open({str(log)!r}, 'a', encoding='utf-8') as handle:\n"
+        "            handle.write(json.dumps({'edge': edge, 'time': time.time(),\n"
+        "                                     'notebooks': [str(n) for n in notebooks]}) + '\\n')\n"
+        "    return hook\n"
+        "c.Autograde.pre_convert_hook = _sscity_timing('start')\n"
+        "c.Autograde.post_convert_hook = _sscity_timing('end')\n"
+    )
+
+
+def _seconds_per_student(log: Path, module: str) -> dict[str, float]:
+    """Seconds each student's submission took to grade, from the hooks' log: its start to
+    its end (or, when nbgrader gave up on it, to the next event)."""
+    if not log.is_file():
+        return {}
+    events = []
+    for line in log.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        students = {Path(n).parent.parent.name for n in record.get("notebooks", [])
+                    if Path(n).parent.name == module}
+        if len(students) == 1:
+            events.append((record["edge"], float(record["time"]), students.pop()))
+    seconds, started = {}, None
+    for edge, moment, student in events:
+        if started is not None and (edge == "start" or student != started[1]):
+            seconds.setdefault(started[1], moment - started[0])  # no end: until the next one began
+            started = None
+        if edge == "start":
+            started = (moment, student)
+        elif started is not None:
+            seconds[student] = moment - started[0]
+            started = None
+    return seconds
 
 
 def _read_no_follow(path: Path) -> str:
@@ -470,7 +520,6 @@ def _grade(root, submissions, out, work, jobs, modules, scheduler, limits, cell_
             shutil.copy2(gradebook_path, out / "gradebook.previous.db")
         gradebook_path.unlink()
     combine_gradebooks([templates[m] / "gradebook.db" for m in graded_modules], gradebook_path)
-    (out / "nbgrader_config.py").write_text((root / "nbgrader_config.py").read_text())
 
     base_job = {
         "course_root": str(root), "font_cache": str(work / "font-cache"),
@@ -485,6 +534,8 @@ def _grade(root, submissions, out, work, jobs, modules, scheduler, limits, cell_
             jobs_list.append({**base_job, "module": module, "template_dir": str(templates[module]),
                               "chunk_dir": str(work / "chunks" / f"{module}-{number:03d}"),
                               "students": {s.student: _submission_texts(s) for s in chunk}})
+
+    _formgrader_folder(root, out, graded_modules, jobs_list)
 
     raw: dict = {}
     failures: dict = {}
@@ -519,7 +570,7 @@ def _grade(root, submissions, out, work, jobs, modules, scheduler, limits, cell_
         for sub in subs:
             result = _result(sub, raw.get((sub.module, sub.student)), failures.get((sub.module, sub.student)),
                              releases[sub.module], out)
-            _merge(gradebook, sub, result, kept)
+            _merge(gradebook, sub, result, kept, raw.get((sub.module, sub.student)))
             results.append(result)
     results.sort(key=lambda r: (r.student, r.module))
     _write_outputs(out, results, found_isolation, problems)
@@ -531,6 +582,43 @@ def _grade(root, submissions, out, work, jobs, modules, scheduler, limits, cell_
                                           "warnings": list(found_isolation.warnings)})
     return GradeRun(results, found_isolation.level, list(found_isolation.warnings),
                     time.perf_counter() - started, problems, out)
+
+
+FORMGRADER_NOTE = """
+# --- Added by `sscity course grade` ---------------------------------------------------------
+# This folder is an nbgrader course folder, so formgrader can open it:
+#   solutions/<module>/             the source notebooks the gradebook was generated from
+#   submitted/<student>/<module>/   what was graded (as handed in, duplicated cells dropped)
+#   autograded/<student>/<module>/  the graded notebooks;  gradebook.db: the grades
+# Hand grading / 手動採点:  cd THIS_FOLDER && jupyter lab   (Nbgrader > Formgrader)
+#   nbgrader reads this file from the current folder: start Jupyter from here.
+#   nbgrader はこのファイルを現在のフォルダから読みます。このフォルダで Jupyter を起動してください。
+# Then / その後:  sscity course report THIS_FOLDER   (hand grades -> grades_by_track.csv)
+"""
+
+
+def _formgrader_folder(root: Path, out: Path, modules: list[str], jobs_list: list[dict]) -> None:
+    """Make ``out`` a folder formgrader can open (nbgrader's course layout): the course's
+    ``nbgrader_config.py``, the source notebooks of each graded module under
+    ``solutions/`` (formgrader lists the assignments it finds there) and every graded
+    submission under ``submitted/`` (it counts and lists the students from there)."""
+    (out / "nbgrader_config.py").write_text((root / "nbgrader_config.py").read_text() + FORMGRADER_NOTE,
+                                            encoding="utf-8")
+    for module in modules:
+        source, target = root / "solutions" / module, out / "solutions" / module
+        if target.resolve() != source.resolve():
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(source, target,
+                            ignore=shutil.ignore_patterns(KNOWN_WRONG_FILE, ".ipynb_checkpoints"))
+        for old in sorted((out / "submitted").glob(f"*/{module}")):
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+    for job in jobs_list:
+        for student, files in job["students"].items():
+            folder = out / "submitted" / student / job["module"]
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, text in files.items():
+                (folder / name).write_text(text, encoding="utf-8")
 
 
 def _progress(total: int, show: bool):
@@ -611,7 +699,7 @@ def _result(sub: Submission, graded: dict | None, failure: str | None, released:
             findings.append(Finding("grading", "test cells that never ran score 0: "
                                                + ", ".join(sorted(not_run))))
         messages = _failure_messages(nb)
-        for gid, (auto_score, max_points) in data["grades"].items():
+        for gid, (auto_score, max_points, *_) in data["grades"].items():
             key = f"{name[:-6]}/{gid}"
             if key not in tasks or not tasks[key]["auto"]:
                 continue
@@ -631,8 +719,10 @@ def _result(sub: Submission, graded: dict | None, failure: str | None, released:
     if withheld:
         reasons.insert(0, "score withheld (0) pending review")
     reasons += sub.notes
+    timed = [data.get("seconds") for data in (graded or {}).values()]
+    seconds = max([t for t in timed if t is not None], default=0.0)
     return Result(sub.student, sub.module, round(score, 6), max_score, status, "; ".join(reasons),
-                  pending, 0.0, tasks)
+                  pending, round(seconds, 3), tasks)
 
 
 def _failure_messages(nb) -> dict[str, str]:
@@ -692,8 +782,15 @@ def _kept_hand_grades(gradebook_path: Path, out: Path) -> dict:
     return kept
 
 
-def _merge(gradebook, sub: Submission, result: Result, kept: dict | None = None) -> None:
-    """Write one submission into the class gradebook, in one step."""
+def _merge(gradebook, sub: Submission, result: Result, kept: dict | None = None,
+           graded: dict | None = None) -> None:
+    """Write one submission into the class gradebook, in one step.
+
+    Each cell is left as a plain ``nbgrader autograde`` leaves it, so formgrader flags
+    exactly the hand-graded tasks: autograded cells get their score and
+    ``needs_manual_grade`` False; hand-graded cells keep nbgrader's own verdict from the
+    chunk's gradebook (``graded``): a written answer or a task waits for a person, an
+    unchanged answer stub scores 0 without waiting."""
     import warnings
 
     from nbgrader.api import MissingEntry
@@ -701,10 +798,11 @@ def _merge(gradebook, sub: Submission, result: Result, kept: dict | None = None)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SAWarning)  # nbgrader's own session handling
-        _merge_one(gradebook, sub, result, MissingEntry, kept or {})
+        _merge_one(gradebook, sub, result, MissingEntry, kept or {}, graded or {})
 
 
-def _merge_one(gradebook, sub: Submission, result: Result, MissingEntry, kept: dict) -> None:  # noqa: N803
+def _merge_one(gradebook, sub: Submission, result: Result, MissingEntry, kept: dict,  # noqa: N803
+               graded: dict) -> None:
     try:
         gradebook.remove_submission(sub.module, sub.student)
     except MissingEntry:
@@ -713,12 +811,16 @@ def _merge_one(gradebook, sub: Submission, result: Result, MissingEntry, kept: d
         gradebook.update_or_create_student(sub.student)
         submission = gradebook.add_submission(sub.module, sub.student)
         for notebook in submission.notebooks:
+            verdicts = graded.get(f"{notebook.name}.ipynb", {}).get("grades", {})
             for grade in notebook.grades:
                 task = result.tasks.get(f"{notebook.name}/{grade.name}")
                 if task and task["auto"]:
                     withheld = result.status == "flagged" and "withheld" in result.reason
                     grade.auto_score = 0.0 if withheld else task["score"]
                     grade.needs_manual_grade = False  # as nbgrader's autograde: only hand tasks wait
+                elif task and len(verdicts.get(grade.name, ())) == 3:
+                    auto_score, _, needs_manual = verdicts[grade.name]
+                    grade.auto_score, grade.needs_manual_grade = auto_score, bool(needs_manual)
             _carry_over(notebook, sub, kept.get((sub.module, sub.student, notebook.name)))
         gradebook.db.commit()
     except Exception:

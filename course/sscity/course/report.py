@@ -213,9 +213,10 @@ def hand_grades(gradebook_path: Path, results) -> dict[tuple[str, str, str], dic
 
     Read with nbgrader's ``Gradebook`` API from ``gradebook_path``: for every graded cell
     of every submission, keyed ``(student, module, "notebook/grade_id")``, a dict with
-    ``manual`` (nbgrader's ``manual_score``, or None), ``extra`` (``extra_credit``) and
-    ``pending`` (no manual score yet, or ``needs_manual_grade`` still set: formgrader
-    clears it when a score is saved).
+    ``manual`` (nbgrader's ``manual_score``, or None), ``extra`` (``extra_credit``),
+    ``auto`` (``auto_score``: for a hand-graded answer left as the stub, nbgrader's 0) and
+    ``pending`` (formgrader's "needs manual grade": ``needs_manual_grade`` still set, or no
+    score at all; formgrader clears it when a score is saved).
 
     Raises :class:`GradebookMismatch`, naming every problem, when a manual score is
     negative or above the task's points, when the gradebook holds a submission or a task
@@ -266,8 +267,9 @@ def hand_grades(gradebook_path: Path, results) -> dict[tuple[str, str, str], dic
                                 problems.append(f"{student}/{module}: {key} has negative extra credit "
                                                 f"({extra:g}); correct it in formgrader")
                             found[(student, module, key)] = {
-                                "manual": manual, "extra": extra,
-                                "pending": manual is None or bool(grade.needs_manual_grade)}
+                                "manual": manual, "extra": extra, "auto": grade.auto_score,
+                                "pending": bool(grade.needs_manual_grade)
+                                or (manual is None and grade.auto_score is None)}
     for missing in sorted(set(tasks) - seen):
         problems.append(f"{missing[0]}/{missing[1]}: graded in this run (results.json) but "
                         "missing from gradebook.db: was the gradebook replaced?")
@@ -324,8 +326,10 @@ def track_grades(results, hand: dict | None = None) -> list[dict]:
                                 auto += task["score"]
                     elif not entry or entry["pending"]:
                         pending.append(key)
-                    else:
+                    elif entry["manual"] is not None:
                         manual += entry["manual"]
+                    else:  # nbgrader scored it (an answer left as the stub: 0), nobody waits
+                        auto += entry.get("auto") or 0.0
                 score = 100 * (auto + manual) / maximum
                 weight = track.weights.get(result.module, 0)
                 weighted += weight * score
