@@ -103,7 +103,7 @@ def test_the_readme_commands_work_from_a_fresh_clone(tmp_path):
     shutil.copytree(HERE, origin, ignore=shutil.ignore_patterns(
         ".venv", ".make", "__pycache__", ".pytest_cache", "*.egg-info", ".ipynb_checkpoints"))
     git = ["git", "-c", "user.name=Instructor", "-c", "user.email=instructor@example.org",
-           "-c", "init.defaultBranch=main"]
+           "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"]
     for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "student edition"]):
         subprocess.run([*git, *args], cwd=origin, check=True, capture_output=True)
     subprocess.run(["git", "clone", "-q", str(origin), str(clone)], check=True, capture_output=True)
@@ -128,6 +128,14 @@ def test_the_readme_commands_work_from_a_fresh_clone(tmp_path):
     where = subprocess.run(["python", "-c", "import sscity; print(sscity.__file__)"], cwd=tmp_path,
                            env=env, capture_output=True, text=True, check=True).stdout
     assert str(clone) in where, f"make setup did not install the clone: sscity is {where}"
+    assert "- -e ." in (clone / "environment.yml").read_text()  # installs the clone itself
+    # The conda route (environment.yml, then `conda activate sscity`): the same Makefile
+    # takes the active conda environment as it is -- set up, no .venv, `make lab` runs there.
+    conda = {k: v for k, v in env.items() if k != "VIRTUAL_ENV"}
+    conda.update(CONDA_PREFIX=str(env_dir), CONDA_DEFAULT_ENV="sscity")
+    assert subprocess.run(["make", "-q", "setup"], cwd=clone, env=conda).returncode == 0
+    dry = subprocess.run(["make", "-n", "lab"], cwd=clone, env=conda, capture_output=True, text=True)
+    assert dry.stdout.strip().startswith("python -m sscity lab"), dry.stdout
 
     port, token = _free_port(), "edition-smoke-test"
     lab = subprocess.Popen([*commands[1].split(), f"PORT={port}",
