@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import os
+import pwd
 import secrets
 import shutil
 import socket
@@ -45,12 +46,12 @@ requests = pytest.importorskip("requests")
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = "00-orientation"
-COURSE = "sscity-hubtest"
+# A new course id each run: a stray exchange elsewhere can never make the test pass.
+COURSE = f"sscity-hubtest-{secrets.token_hex(3)}"
 INSTRUCTOR = "sscinstr"
 STUDENTS = ("sscalice", "sscbob", "ssccarol")
 BIN = Path(sys.executable).parent
 
-pytestmark = pytest.mark.slow
 
 
 def _missing() -> str | None:
@@ -246,6 +247,7 @@ def _action(hub: Hub, name: str, action: str) -> dict:
     return reply
 
 
+@pytest.mark.slow
 def test_release_fetch_submit_collect_grade_feedback_through_the_hub(hub):
     # The instructor releases the module to nbgrader's exchange.
     hub.nbgrader("release_assignment", MODULE, "--force")
@@ -273,6 +275,9 @@ def test_release_fetch_submit_collect_grade_feedback_through_the_hub(hub):
         done = _action(hub, name, "submit")
         assert done.get("success"), done
         assert any(a["status"] == "submitted" for a in done["value"]), done
+        # ... into the hub's exchange, as this student (the account nbgrader saw).
+        handed_in = list((hub.exchange / COURSE / "inbound").glob(f"{name}+{MODULE}+*"))
+        assert len(handed_in) == 1 and handed_in[0].stat().st_uid == pwd.getpwnam(name).pw_uid
 
     # carol's submit meets an inbound folder she may not write to: her server says so.
     inbound = hub.exchange / COURSE / "inbound"
@@ -320,3 +325,87 @@ def test_release_fetch_submit_collect_grade_feedback_through_the_hub(hub):
         assert f"<b>{name}</b>" in page and f"<b>{score:g} / {max_auto:g}</b>" in page, page[:2000]
     listed = _action(hub, "ssccarol", "fetch_feedback")
     assert not [a for a in listed.get("value", []) if a.get("status") == "submitted"], listed
+
+
+# --- the configuration itself (fast; no hub started) -----------------------------------------
+
+def _load(path: Path, **env):
+    from traitlets.config import Config
+
+    config = Config()
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        exec(compile(path.read_text(), str(path), "exec"), {"get_config": lambda: config})
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    return config
+
+
+def test_hub_config_files_say_what_the_class_needs(tmp_path):
+    from sscity.course.hub import write_hub_config
+
+    course = tmp_path / "course"
+    course.mkdir()
+    written = write_hub_config(tmp_path / "hub", course_id="sscity-2027", exchange=tmp_path / "ex",
+                               instructors=["tanaka"], students=["s001", "s002"], port=8123,
+                               authenticator="pam", course_root=course, ip="0.0.0.0")
+    hub = _load(written.jupyterhub_config)
+    assert hub.JupyterHub.authenticator_class == "pam"
+    assert hub.Authenticator.allowed_users == {"tanaka", "s001", "s002"}
+    assert hub.Authenticator.admin_users == {"tanaka"}
+    assert hub.JupyterHub.bind_url == "http://0.0.0.0:8123"
+    assert hub.Spawner.environment["JUPYTER_CONFIG_PATH"] == str(written.nbgrader_config.parent)
+    assert "services" not in hub.JupyterHub  # no token in the environment: no service
+    with_token = _load(written.jupyterhub_config, SSCITY_HUB_API_TOKEN="abc")
+    assert with_token.JupyterHub.services == [{"name": "sscity-course", "api_token": "abc"}]
+    student = _load(written.nbgrader_config, JUPYTERHUB_USER="s001")
+    assert student.CourseDirectory.course_id == "sscity-2027"
+    assert student.Exchange.root == str(tmp_path / "ex")
+    assert "root" not in student.CourseDirectory  # students never get the course repository
+    instructor = _load(written.nbgrader_config, JUPYTERHUB_USER="tanaka")
+    assert instructor.CourseDirectory.root == str(course)
+    assert stat.S_IMODE((tmp_path / "ex").stat().st_mode) == 0o777
+    assert "#" in written.jupyterhub_config.read_text()  # every setting says what it is for
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"authenticator": "ldap"}, "unknown authenticator"),
+    ({"course_id": "my course"}, "course id"),
+    ({"students": ["ann+1"]}, "not a valid user name"),
+    ({"students": ["tanaka"]}, "both as instructor and as student"),
+    ({"instructors": []}, "at least one instructor"),
+    ({"ip": "0.0.0.0"}, "dummy authenticator lets anybody in"),
+    ({"port": 70000}, "not a TCP port"),
+])
+def test_hub_config_refuses_bad_input_in_both_languages(tmp_path, change, words):
+    from sscity.course.hub import write_hub_config
+
+    args = dict(course_id="c1", exchange=tmp_path / "ex", instructors=["tanaka"], students=["s001"],
+                authenticator="dummy", **{"port": 8000})
+    args.update(change)
+    with pytest.raises(ValueError) as caught:
+        write_hub_config(tmp_path / "hub", **args)
+    text = str(caught.value)
+    assert words in text and " / " in text and any("\u3040" <= ch <= "\u30ff" for ch in text), text
+    assert not (tmp_path / "hub").exists()
+
+
+def test_hub_config_command_reads_the_class_list(tmp_path, capsys):
+    import argparse
+
+    from sscity.course.hub import add_hub_config_parser
+
+    (tmp_path / "class.txt").write_text("# class of 2027\ns001\n\ns002  # late enrolment\n")
+    parser = argparse.ArgumentParser()
+    add_hub_config_parser(parser.add_subparsers(dest="verb"))
+    args = parser.parse_args(["hub-config", str(tmp_path / "hub"), "--course-id", "c1", "--instructor",
+                              "tanaka", "--student-file", str(tmp_path / "class.txt"),
+                              "--exchange", str(tmp_path / "ex"), "--course-root", str(tmp_path)])
+    assert args.func(args) == 0
+    assert "2 students" in capsys.readouterr().out
+    hub = _load(tmp_path / "hub" / "jupyterhub_config.py")
+    assert hub.Authenticator.allowed_users == {"tanaka", "s001", "s002"}
+    with pytest.raises(ValueError, match="not empty"):
+        args.func(args)  # never overwrites a set-up by accident

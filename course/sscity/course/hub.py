@@ -24,7 +24,8 @@ import stat
 import sys
 from pathlib import Path
 
-__all__ = ["AUTHENTICATORS", "HubConfig", "stage_feedback", "write_hub_config"]
+__all__ = ["AUTHENTICATORS", "HubConfig", "add_hub_config_parser", "cmd_hub_config", "read_class_list",
+           "stage_feedback", "write_hub_config"]
 
 AUTHENTICATORS = ("dummy", "pam")
 # nbgrader's exchange names submissions "<student>+<assignment>+<timestamp>": no '+' in ids.
@@ -229,6 +230,63 @@ def stage_feedback(course_root, grade_out, module: str) -> list[Path]:
     return staged
 
 
+def read_class_list(path) -> list[str]:
+    """User names from a text file: one per line; blank lines and ``#`` comments ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise _bad(f"class list {path} not found: give a text file with one user name per line",
+                   f"名簿 {path} がありません。1 行に 1 人のユーザー名を書いたテキストファイルを"
+                   "指定してください")
+    names = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name = line.split("#", 1)[0].strip()
+        if name:
+            names.append(name)
+    return names
+
+
+def add_hub_config_parser(course_verbs) -> None:
+    """``sscity course hub-config``: add the subcommand to ``sscity course``'s subparsers."""
+    hub = course_verbs.add_parser(
+        "hub-config", help="write a JupyterHub + nbgrader exchange set-up for the class",
+        description="Write jupyterhub_config.py and jupyter/nbgrader_config.py for a class server "
+                    "into DEST (see course/sscity/course/HUB.md). / 授業用 JupyterHub と nbgrader の"
+                    "設定ファイルを DEST に書きます（HUB.md を参照）。")
+    hub.add_argument("dest", help="a new folder for the hub's files, e.g. /srv/hub")
+    hub.add_argument("--course-id", required=True, help="nbgrader course id, e.g. sscity-2027")
+    hub.add_argument("--exchange", default="/srv/nbgrader/exchange",
+                     help="nbgrader's shared exchange folder (default /srv/nbgrader/exchange)")
+    hub.add_argument("--instructor", action="append", default=[], required=True,
+                     help="an instructor's user name (repeatable)")
+    hub.add_argument("--student", action="append", default=[], help="a student's user name (repeatable)")
+    hub.add_argument("--student-file", help="class list: one user name per line")
+    hub.add_argument("--authenticator", choices=AUTHENTICATORS, default="pam",
+                     help="pam: the server's accounts (default); dummy: tests only")
+    hub.add_argument("--ip", default="127.0.0.1", help="address to listen on (0.0.0.0 for a class)")
+    hub.add_argument("--port", type=int, default=8000, help="port students connect to (default 8000)")
+    hub.add_argument("--course-root", help="the course repository (default: this one)")
+    hub.add_argument("--overwrite", action="store_true", help="write into a folder that is not empty")
+    hub.set_defaults(func=cmd_hub_config)
+
+
+def cmd_hub_config(args) -> int:
+    """Run ``sscity course hub-config`` from parsed arguments."""
+    from .notebooks import course_root
+
+    students = list(args.student) + (read_class_list(args.student_file) if args.student_file else [])
+    root = Path(args.course_root) if args.course_root else course_root(
+        Path(args.root) if getattr(args, "root", None) else None)
+    config = write_hub_config(args.dest, course_id=args.course_id, exchange=args.exchange,
+                              instructors=args.instructor, students=students, port=args.port,
+                              authenticator=args.authenticator, course_root=root, ip=args.ip,
+                              overwrite=args.overwrite)
+    print(f"Wrote {config.jupyterhub_config} and {config.nbgrader_config} "
+          f"({len(students)} students). / 設定ファイルを書きました（学生 {len(students)} 人）。")
+    print(f"Start as root / root で起動: {' '.join(config.command())}")
+    print(f"Then open / 開く: {config.url}")
+    return 0
+
+
 _HUB_HEAD = '''"""JupyterHub for the course {course_id} -- written by `sscity course hub-config`.
 
 Start it as root (LocalProcessSpawner starts each user's JupyterLab as that user):
@@ -238,7 +296,7 @@ Settings: https://jupyterhub.readthedocs.io/en/stable/reference/config-reference
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)'''
 
-_NBGRADER_TEMPLATE = '''"""nbgrader settings for everybody on the hub -- written by `sscity course hub-config`.
+_NBGRADER_TEMPLATE = '''"""nbgrader settings for everybody on the hub (by `sscity course hub-config`).
 
 Every user's JupyterLab finds this file through JUPYTER_CONFIG_PATH (set in
 jupyterhub_config.py); on a server of your own you may copy it to /etc/jupyter/.
