@@ -328,15 +328,19 @@ def test_assignment_wrong_then_right_answer_and_validate(page, lab):
 
     set_source(page, answer, wrong)
     run_cell(page, answer)
-    message = run_cell(page, check)
+    output = run_cell(page, check)
+    check.locator(".jp-OutputArea").scroll_into_view_if_needed()
     shot(page, "03-wrong-answer")
-    assert "AssertionError" in message, f"a wrong answer should fail its test: {message!r}"
+    # The message itself (the traceback also quotes the source around the failing assert).
+    assert "AssertionError: " in output, f"a wrong answer should fail its test: {output!r}"
+    message = output.rsplit("AssertionError: ", 1)[1]
     assert "x coordinates should be longitudes" in message, message      # English part
     assert "x 座標は東経140度付近の経度のはずです" in message, message   # Japanese part
 
     set_source(page, answer, right)
     assert not run_cell(page, answer).strip(), "the solution printed something"
     output = run_cell(page, check)
+    check.scroll_into_view_if_needed()
     shot(page, "04-right-answer")
     assert "Error" not in output and not check.locator(STDERR).count(), (
         f"the right answer should pass its test: {output!r}")
