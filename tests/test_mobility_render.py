@@ -79,35 +79,101 @@ def test_capsule_outline_is_the_footprint():
     assert rds[:, 1].max() == pytest.approx(2.4)
 
 
-def test_plot_scene_draws_every_element():
+def _bilingual(text: str) -> bool:
+    import re
+
+    return bool(re.search(r"[A-Za-z]{2,}", text)) and bool(re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text))
+
+
+def _legend_clear_of_axes(ax, legend=None) -> bool:
+    """Whether the legend is drawn outside the axes (it covers none of the data)."""
+    figure = ax.figure
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    legend = legend or ax.get_legend()
+    box, area = legend.get_window_extent(renderer), ax.get_window_extent(renderer)
+    return not box.overlaps(area)
+
+
+def test_plot_scene_draws_every_element_with_bilingual_labels_and_the_legend_outside():
     poses = np.c_[np.linspace(0, 5, 20), np.zeros(20), np.zeros(20)]
     peds = np.random.default_rng(0).uniform(0, 5, size=(20, 3, 2))
     ax = plot_scene(poses, peds, goal_xy=(6, 0), walls=[((0, -2), (6, -2))], title="test")
     labels = {t.get_text() for t in ax.get_legend().get_texts()}
-    assert {
-        "device path",
-        "capsule footprint",
-        "pedestrian",
-        "pedestrian tracks",
-        "wall",
-        "goal",
-        "start",
-    } <= labels
+    english = {"device path", "capsule footprint", "pedestrian", "pedestrian tracks", "wall", "goal", "start"}
+    assert {label.split(" / ")[0] for label in labels} == english
+    assert all(_bilingual(label) for label in labels), labels
     assert ax.get_xlabel() == "x (m)" and ax.get_title() == "test"
+    assert _legend_clear_of_axes(ax)
+    assert min(t.get_fontsize() for t in ax.get_legend().get_texts()) >= 9  # readable
     matplotlib.pyplot.close(ax.figure)
+    ax = plot_scene(poses, peds, legend=False)
+    assert ax.get_legend() is None
+    matplotlib.pyplot.close(ax.figure)
+
+
+def _point_to_polyline_pt(point, line, figure) -> float:
+    """Distance in points from a display point to a drawn line."""
+    xy = line.get_transform().transform(line.get_xydata())
+    a, b = xy[:-1], xy[1:]
+    ab = b - a
+    t = np.clip(((point - a) * ab).sum(axis=1) / np.maximum((ab * ab).sum(axis=1), 1e-12), 0, 1)
+    return float(np.min(np.hypot(*(a + t[:, None] * ab - point).T))) * 72 / figure.dpi
+
+
+def test_route_map_sets_unused_stairs_beside_the_routes_and_keeps_its_legend_outside():
+    from sscity.mobility import accessible_route, find_node, load_sidewalks, shortest_route
+    from sscity.mobility.routing import OFF_ROUTE_PT, plot_route_map
+
+    graph = load_sidewalks()
+    station = find_node(graph, "Tsukuba Station (TX) concourse")
+    campus = find_node(graph, "University of Tsukuba, central area")
+    routes = {"walking / 歩行者": shortest_route(graph, station, campus),
+              "Qolo": accessible_route(graph, station, campus, "qolo")}
+    ax = plot_route_map(graph, routes, places={station: "station / 駅"}, title="map / 地図")
+    figure = ax.figure
+    figure.canvas.draw()
+    drawn = [line for line in ax.get_lines() if line.get_gid() == "route"]
+    assert len(drawn) == 2
+    used = {frozenset(e) for r in routes.values() for e in zip(r.nodes[:-1], r.nodes[1:], strict=True)}
+    stairs = [line for line in ax.get_lines() if line.get_gid() == "barrier:stairs"]
+    from sscity.mobility import barrier_table
+
+    table = barrier_table(graph)
+    flights = table.loc[table["kind"] == "stairs", ["u", "v"]].to_numpy()
+    assert len(stairs) == len(flights)
+    assert sum(frozenset(e) in used for e in flights) == 1  # walking takes the station stairs
+    beside = 0
+    for marker in stairs:
+        point = marker.get_transform().transform(marker.get_xydata())[0]
+        gap = min(_point_to_polyline_pt(point, line, figure) for line in drawn)
+        if gap > 1.0:
+            beside += 1
+            # clear of the widest route (4.5 pt) and the marker's own half size (4.5 pt)
+            assert gap >= 8.0, f"a stairs marker sits {gap:.1f} pt from a route: it looks taken"
+    assert beside >= 5  # the deck's stairs: beside the deck, not on it
+    assert OFF_ROUTE_PT >= 10
+    assert _legend_clear_of_axes(ax)
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert all(_bilingual(t) for t in texts if t.startswith("barrier")), texts
+    assert _bilingual(ax.get_xlabel()) and _bilingual(ax.get_ylabel())
+    matplotlib.pyplot.close(figure)
 
 
 @pytest.mark.parametrize("statement", [
     "import sscity.mobility.world",
     "import sscity.mobility.render",
     "from sscity.mobility import QoloSim, render_frame, run_episode",
+    "from sscity.mobility import QoloSim\nwith QoloSim(seed=0):\n    pass",
 ])
-def test_importing_the_simulation_prints_nothing_on_stderr(statement):
-    """pybullet prints "pybullet build time: ..." on the C-level stderr when imported; a
-    notebook shows that as a red band under module 04's first cell."""
+def test_the_simulation_prints_nothing_from_c(statement):
+    """pybullet prints "pybullet build time: ..." on the C-level stderr when imported, and
+    "argv[0]=" on stdout when a client connects; a notebook shows them under module 04's
+    first cells (stderr as a red band)."""
     import subprocess
     import sys
 
     done = subprocess.run([sys.executable, "-c", statement], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stderr == "", f"{statement!r} printed on stderr: {done.stderr!r}"
+    assert done.stdout == "", f"{statement!r} printed on stdout: {done.stdout!r}"

@@ -89,7 +89,7 @@ def test_choropleth_labels_every_area_and_adds_a_colour_bar(course_style, square
     assert len(texts) == len(squares)
     assert texts[0] == "筑波\n6.40\n[6.10–6.70]"
     assert texts[1] == "大穂\n7.25\n[7.00–7.50]"
-    assert texts[2] == "豊里\nno data"  # missing value: said in words, not only grey
+    assert texts[2] == "豊里\nno data / データなし"  # missing value: said in words (EN and JA), not only grey
     # Labels sit inside their polygons and have a halo.
     for text, geom in zip(ax.texts, squares.geometry, strict=True):
         assert geom.contains(gpd.points_from_xy([text.xy[0]], [text.xy[1]])[0])
@@ -101,6 +101,14 @@ def test_choropleth_labels_every_area_and_adds_a_colour_bar(course_style, square
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _render(fig)
+
+
+def test_course_style_makes_legends_readable(course_style):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1], label="line / 線")
+    legend = ax.legend(title="legend / 凡例")
+    assert min(t.get_fontsize() for t in legend.get_texts()) >= 10
+    assert legend.get_title().get_fontsize() >= 10
 
 
 def test_choropleth_options_and_errors(course_style, squares):

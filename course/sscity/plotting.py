@@ -51,7 +51,8 @@ def japanese_font_path() -> Path:
 
 
 def use_course_style() -> None:
-    """Apply the course's figure style: Japanese-capable font, palette, readable sizes."""
+    """Apply the course's figure style: Japanese-capable font, palette, readable sizes
+    (legends at 10 pt)."""
     font_manager.fontManager.addfont(str(japanese_font_path()))
     mpl.rcParams.update(
         {
@@ -68,10 +69,18 @@ def use_course_style() -> None:
             "figure.dpi": 100,
             "figure.figsize": (7.0, 4.0),
             "font.size": 11,
+            # Legends readable at a glance: never below 10 pt (matplotlib's default is 9 pt
+            # relative to 11), and a frame that lets data show through a little.
+            "legend.fontsize": 10,
+            "legend.title_fontsize": 10,
+            "legend.framealpha": 0.85,
             # A minus sign IPAexGothic has, so negative ticks do not warn.
             "axes.unicode_minus": False,
         }
     )
+
+
+NO_DATA = "no data / データなし"
 
 
 def _missing(value) -> bool:
@@ -81,7 +90,7 @@ def _missing(value) -> bool:
 def _format_value(fmt: str, value, lower=None, upper=None) -> str:
     """``value`` and, when both bounds are known, ``[lower–upper]`` on a second line."""
     if _missing(value):
-        return "no data"
+        return NO_DATA
     text = fmt.format(value)
     if not (_missing(lower) or _missing(upper)):
         text += f"\n[{fmt.format(lower)}–{fmt.format(upper)}]"
@@ -128,7 +137,7 @@ def choropleth(gdf, column: str, ax=None, label: str | None = None, lower: str |
     -------
     matplotlib Axes
         The map's Axes; the colour bar is ``ax.figure.axes[-1]``. Areas with no value are
-        drawn light grey with hatching and read "no data".
+        drawn light grey with hatching and read "no data / データなし".
 
     Notes
     -----

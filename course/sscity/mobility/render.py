@@ -27,7 +27,19 @@ from .metrics import capsule_distance, get_capsule  # noqa: F401  (capsule_dista
 from .params import QoloParams
 from .world import pb  # pybullet, imported quietly (no "build time" line on stderr)
 
-__all__ = ["capsule_outline", "frame_strip", "plot_scene", "render_frame", "save_gif", "save_png"]
+__all__ = ["SCENE_LABELS", "capsule_outline", "frame_strip", "plot_scene", "render_frame", "save_gif",
+           "save_png"]
+
+#: The legend labels of :func:`plot_scene`, English / Japanese.
+SCENE_LABELS = {
+    "pedestrian tracks": "pedestrian tracks / 歩行者の軌跡",
+    "pedestrian": "pedestrian / 歩行者",
+    "wall": "wall / 壁",
+    "device path": "device path / 機体の経路",
+    "capsule footprint": "capsule footprint / カプセル形の占有領域",
+    "start": "start / 出発点",
+    "goal": "goal / 目標",
+}
 
 
 def render_frame(
@@ -188,8 +200,13 @@ def plot_scene(
     title: str | None = None,
     params: QoloParams | str = "crowdbot",
     pedestrian_radius_m: float = 0.25,
+    legend: bool = True,
 ):
     """Top-down plot of a run: device path and footprint, pedestrians, walls and goal.
+
+    Every label is in English and Japanese (:data:`SCENE_LABELS`). The legend sits below the
+    axes, outside them, so it never covers the scene; with ``legend=False`` there is none
+    (draw one for a whole figure with ``fig.legend(*ax.get_legend_handles_labels())``).
 
     The footprint drawn is the capsule the distances are measured to (``params``, CrowdBot's
     evaluation capsule by default, as :func:`~sscity.mobility.metrics.capsule_distance`).
@@ -228,7 +245,7 @@ def plot_scene(
                     alpha=0.25,
                     lw=0.8,
                     ls=":",
-                    label="pedestrian tracks" if k == 0 else None,
+                    label=SCENE_LABELS["pedestrian tracks"] if k == 0 else None,
                 )
             peds = peds[-1]
         for k, (px, py) in enumerate(peds):
@@ -240,7 +257,7 @@ def plot_scene(
                     edgecolor=PALETTE["vermillion"],
                     hatch="////",
                     lw=1.0,
-                    label="pedestrian" if k == 0 else None,
+                    label=SCENE_LABELS["pedestrian"] if k == 0 else None,
                 )
             )
     for k, (start, end) in enumerate(walls):
@@ -249,16 +266,17 @@ def plot_scene(
             [start[1], end[1]],
             color=PALETTE["black"],
             lw=3,
-            label="wall" if k == 0 else None,
+            label=SCENE_LABELS["wall"] if k == 0 else None,
         )
     if poses is not None:
         poses = np.asarray(poses, dtype=float)
-        ax.plot(poses[:, 0], poses[:, 1], color=PALETTE["blue"], lw=2, label="device path")
+        ax.plot(poses[:, 0], poses[:, 1], color=PALETTE["blue"], lw=2, label=SCENE_LABELS["device path"])
         outline = capsule_outline(poses[-1], params)
         ax.plot(
-            outline[:, 0], outline[:, 1], color=PALETTE["blue"], lw=1.5, ls="--", label="capsule footprint"
+            outline[:, 0], outline[:, 1], color=PALETTE["blue"], lw=1.5, ls="--",
+            label=SCENE_LABELS["capsule footprint"],
         )
-        ax.plot(*poses[0, :2], marker="o", color=PALETTE["blue"], ls="none", label="start")
+        ax.plot(*poses[0, :2], marker="o", color=PALETTE["blue"], ls="none", label=SCENE_LABELS["start"])
     if goal_xy is not None:
         ax.plot(
             goal_xy[0],
@@ -267,14 +285,15 @@ def plot_scene(
             markersize=14,
             color=PALETTE["bluish_green"],
             ls="none",
-            label="goal",
+            label=SCENE_LABELS["goal"],
         )
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     if title:
         ax.set_title(title)
-    ax.legend(loc="upper left", fontsize=8, framealpha=0.8)
+    if legend:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, borderaxespad=0.0)
     return ax
 
 
@@ -292,8 +311,8 @@ def main() -> None:
             sim.step(1.0, 0.2, n_steps=5)
             poses.append(sim.pose())
         print("wrote", save_png(render_frame(sim), "qolo_frame.png"))
-    ax = plot_scene(np.array(poses), [[2.0, 0.8]], goal_xy=(3.0, 1.0), title="A short drive")
-    ax.figure.savefig("qolo_scene.png")
+    ax = plot_scene(np.array(poses), [[2.0, 0.8]], goal_xy=(3.0, 1.0), title="A short drive / 短い走行")
+    ax.figure.savefig("qolo_scene.png", bbox_inches="tight")
     print("wrote qolo_scene.png")
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "edge_barriers",
     "find_node",
     "load_sidewalks",
+    "plot_route_map",
     "reachability",
     "shortest_route",
     "sidewalks_gdf",
@@ -449,6 +450,163 @@ def reachability(graph: nx.Graph, origin: str, profiles=tuple(PROFILES)) -> pd.D
             }
         )
     return pd.DataFrame(rows)
+
+
+# --- a map of routes -------------------------------------------------------------------------------
+
+#: Bilingual legend labels of the barrier kinds :func:`plot_route_map` marks, and their markers.
+BARRIER_STYLE = {
+    "stairs": ("x", "barrier: stairs / 障壁：階段"),
+    "deck": ("^", "barrier: steep deck approach / 障壁：急なデッキの取り付け部"),
+    "ramp": ("v", "barrier: gravel ramp / 障壁：砂利のスロープ"),
+    "crossing": ("s", "barrier: high curb at a crossing / 障壁：横断歩道の高い段差"),
+    "lane": ("D", "barrier: narrow or cross-sloped lane / 障壁：狭い・横断勾配のある路地"),
+    "sidewalk": ("d", "barrier: cross-sloped sidewalk / 障壁：横断勾配のある歩道"),
+}
+ROUTE_STYLES = (("-", "#000000", 4.5), ("--", "#0072B2", 2.5), (":", "#D55E00", 2.5),
+                ("-.", "#009E73", 2.5), ((0, (5, 1, 1, 1)), "#CC79A7", 2.5))
+#: How far (points) a barrier off the drawn routes is set from the route it branches from.
+OFF_ROUTE_PT = 14.0
+
+
+def local_metres(graph: nx.Graph, origin: str):
+    """A function ``(lon, lat) -> (east_m, north_m)`` around the node ``origin``: an
+    equirectangular projection, fine over a few kilometres."""
+    import math
+
+    import numpy as np
+
+    lon0, lat0 = graph.nodes[origin]["lon"], graph.nodes[origin]["lat"]
+    scale = 111_320 * math.cos(math.radians(lat0))
+
+    def to_metres(lon, lat):
+        return (np.asarray(lon, dtype=float) - lon0) * scale, (np.asarray(lat, dtype=float) - lat0) * 110_540
+
+    return to_metres
+
+
+def _nearest_on(segments, point, towards):
+    """The point of the route ``segments`` nearest ``point``, the unit normal of that segment
+    on the side of ``towards`` (where the barrier leads), and the distance (same units)."""
+    import numpy as np
+
+    best = None
+    for a, b in segments:
+        ab = b - a
+        t = float(np.clip((point - a) @ ab / max(ab @ ab, 1e-12), 0.0, 1.0))
+        q = a + t * ab
+        d = float(np.hypot(*(point - q)))
+        if best is None or d < best[2]:
+            best = (q, ab, d)
+    q, ab, d = best
+    normal = np.array([-ab[1], ab[0]]) / (np.hypot(*ab) or 1.0)
+    side = towards - q
+    if side @ normal < 0:
+        normal = -normal
+    return q, normal, d
+
+
+def plot_route_map(graph: nx.Graph, routes: dict, origin: str | None = None, places: dict | None = None,
+                   barrier_kinds=("stairs", "deck", "ramp"), ax=None, title: str | None = None):
+    """Routes on the network, in metres east and north of ``origin``, with the barriers.
+
+    Parameters
+    ----------
+    graph : networkx.Graph
+        The network (:func:`load_sidewalks`); every link is drawn as a thin grey line.
+    routes : dict
+        ``{legend label: Route}`` in drawing order; the first is drawn widest (solid black),
+        so later ones stay visible on top of it. The label gets the route's length in km.
+    origin : str, optional
+        Node at (0, 0); default: the first route's first node.
+    places : dict, optional
+        ``{node: label}`` of places to mark and name (say them in English and Japanese).
+    barrier_kinds : sequence of str
+        Which kinds of barrier edges (:func:`barrier_table`) to mark, each with its own marker
+        (:data:`BARRIER_STYLE`). A barrier that no drawn route uses -- the short stairs that
+        lead down from the deck -- is set :data:`OFF_ROUTE_PT` points beside the route it
+        branches from, towards where it leads, on a short leader line: a marker on top of a
+        route would read as the route taking the stairs. A barrier a route does use is marked
+        where it is.
+    ax : matplotlib Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib Axes
+        The legend sits outside the axes, on the right, so it covers no part of the map.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.transforms import offset_copy
+
+    from sscity.plotting import PALETTE, use_course_style
+
+    use_course_style()
+    if not routes:
+        raise ValueError("plot_route_map needs at least one route: {label: Route}.")
+    routes = dict(routes)
+    first = next(iter(routes.values()))
+    to_metres = local_metres(graph, origin or first.nodes[0])
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 9))
+    for _, _, data in graph.edges(data=True):
+        ax.plot(*to_metres(*zip(*data["coords"], strict=True)), color="#bbbbbb", linewidth=1, zorder=1)
+    on_route_nodes, on_route_edges = set(), set()
+    for k, (label, route) in enumerate(routes.items()):
+        line, colour, width = ROUTE_STYLES[k % len(ROUTE_STYLES)]
+        ax.plot(*to_metres(*zip(*route.coords(graph), strict=True)), linestyle=line, color=colour,
+                linewidth=width, zorder=2, label=f"{label}: {route.length_m / 1000:.2f} km", gid="route")
+        on_route_nodes.update(route.nodes)
+        on_route_edges.update(frozenset(e) for e in zip(route.nodes[:-1], route.nodes[1:], strict=True))
+    ax.set_aspect("equal")
+    # Points per metre of the finished map (aspect equal, the whole network in view), to
+    # tell whether a barrier would touch a route line.
+    nodes_xy = np.array([to_metres(d["lon"], d["lat"]) for _, d in graph.nodes(data=True)], dtype=float)
+    span = np.ptp(nodes_xy, axis=0) * 1.1 + 1e-9
+    box = ax.get_position()
+    width_in, height_in = ax.figure.get_size_inches()
+    pt_per_m = min(box.width * width_in * 72 / span[0], box.height * height_in * 72 / span[1])
+    segments = []
+    for route in routes.values():
+        xy = np.column_stack(to_metres(*zip(*route.coords(graph), strict=True)))
+        segments += list(zip(xy[:-1], xy[1:], strict=True))
+    barriers = barrier_table(graph)
+    for kind in barrier_kinds:
+        marker, label = BARRIER_STYLE.get(kind, ("o", f"barrier: {kind} / 障壁：{kind}"))
+        rows = barriers[barriers["kind"] == kind]
+        for n, (u, v) in enumerate(zip(rows["u"], rows["v"], strict=True)):
+            style = dict(marker=marker, color=PALETTE["reddish_purple"], linestyle="none", markersize=9,
+                         markeredgewidth=2, zorder=3, label=label if n == 0 else None, gid=f"barrier:{kind}")
+            edge_xy = np.column_stack(to_metres(*zip(*graph.edges[u, v]["coords"], strict=True)))
+            anchor = next((node for node in (u, v) if node in on_route_nodes), None)
+            if anchor is None:
+                where = edge_xy.mean(axis=0)
+                towards = where
+            else:
+                where, towards = (np.array(to_metres(graph.nodes[node]["lon"], graph.nodes[node]["lat"]))
+                                  for node in (anchor, v if anchor == u else u))
+            nearest, normal, gap_m = _nearest_on(segments, where, towards)
+            if frozenset((u, v)) in on_route_edges or gap_m * pt_per_m >= OFF_ROUTE_PT:
+                ax.plot(*edge_xy.mean(axis=0), **style)  # taken by a route, or clear of every route
+                continue
+            # Beside the route it branches from (or passes close to), on a short leader line.
+            dx, dy = OFF_ROUTE_PT * normal
+            beside = offset_copy(ax.transData, fig=ax.figure, x=dx, y=dy, units="points")
+            ax.annotate("", xy=tuple(where), xytext=tuple(nearest), textcoords=beside, zorder=3,
+                        arrowprops={"arrowstyle": "-", "color": PALETTE["reddish_purple"], "lw": 1.5,
+                                    "shrinkA": 0, "shrinkB": 0})
+            ax.plot(*nearest, transform=beside, **style)
+    for node, text in (places or {}).items():
+        x, y = to_metres(graph.nodes[node]["lon"], graph.nodes[node]["lat"])
+        ax.plot(x, y, marker="o", color=PALETTE["black"], markersize=7, zorder=4)
+        ax.annotate(text, (x, y), xytext=(6, 4), textcoords="offset points", fontsize=10)
+    ax.set_xlabel("metres east / 東へ (m)")
+    ax.set_ylabel("metres north / 北へ (m)")
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    return ax
 
 
 def main() -> None:
