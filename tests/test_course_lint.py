@@ -35,6 +35,9 @@ def test_the_course_has_modules_and_each_is_released():
     (lint.check_bilingual_test_messages, BOTH),  # hidden tests (solutions/) included
     (lint.check_recurrent_path_box, SOURCES),
     (lint.check_figures_described, SOURCES),
+    (lint.check_list_numbering, BOTH),
+    (lint.check_japanese_line_breaks, BOTH),
+    (lint.check_legend_sizes, SOURCES),
 ], ids=lambda v: v.__name__ if callable(v) else "")
 def test_course_rule(check, notebooks):
     problems = check(notebooks)
@@ -54,6 +57,11 @@ def test_modules_hold_no_solutions_hidden_tests_or_mark_schemes():
 
 def test_notebooks_and_module_readmes_follow_the_glossary():
     problems = lint.check_glossary(SOURCES, lint.module_readmes(ROOT), root=ROOT)
+    assert not problems, "\n".join(problems)
+
+
+def test_module_readmes_break_no_japanese_sentence():
+    problems = lint.check_japanese_line_breaks([], lint.module_readmes(ROOT))
     assert not problems, "\n".join(problems)
 
 
@@ -311,3 +319,103 @@ def test_known_wrong_coverage_names_uncovered_answers_and_bad_entries(tmp_path):
     (tmp_path / "solutions" / "99-test" / "known-wrong.toml").write_text(
         '[[wrong]]\nnotebook = "assignment"\nanswer = "t1"\n')
     assert "lacks must_fail, mistake, code" in lint.check_known_wrong_coverage(tmp_path, [nb])[0]
+
+
+# --- how markdown renders Japanese --------------------------------------------------------
+
+STEPS_EN = ("1. Run the cells from top to bottom.\n2. Answer in each answer cell.\n"
+            "3. Run the test cell below it.\n")
+STEPS_JA = "1. セルを上から順に実行します。\n2. 各解答セルで答えます。\n3. すぐ下のテストセルを実行します。\n"
+
+
+def _ordered_list_starts(markdown):
+    """What a real renderer makes of ``markdown``: the ordered lists and their item counts."""
+    import re
+
+    import mistune
+
+    html = mistune.html(markdown)
+    return [(int(start or 1), body.count("<li>")) for start, body in
+            re.findall(r'<ol(?: start="(\d+)")?>(.*?)</ol>', html, re.S)]
+
+
+def test_japanese_steps_run_on_from_english_ones_are_found():
+    merged = "## How to work / 取り組み方\n\n" + STEPS_EN + "\n" + STEPS_JA
+    assert _ordered_list_starts(merged) == [(1, 6)]  # the renderer shows 日本語 as 4-6
+    problems = lint.check_list_numbering([make_notebook([new_markdown_cell(merged)])])
+    assert len(problems) == 1 and "numbered 4, not 1" in problems[0] and "日本語" in problems[0]
+    separated = "## How to work / 取り組み方\n\n" + STEPS_EN + "\n<!-- 日本語 / Japanese -->\n\n" + STEPS_JA
+    assert _ordered_list_starts(separated) == [(1, 3), (1, 3)]
+    assert lint.check_list_numbering([make_notebook([new_markdown_cell(separated)])]) == []
+    # English numbered 1-3 and 4-6 in one list is one list, not a restart; nor is prose
+    # that starts with a number ("... and Midorino\n54400034. Now").
+    steps_6 = STEPS_EN + "4. Validate.\n5. Submit.\n6. Fetch feedback.\n\n手順は以上です。"
+    prose = "Midorino is\n54400034. ミドリノは 54400034 です。"
+    for text in (steps_6, prose):
+        assert lint.check_list_numbering([make_notebook([new_markdown_cell(text)])]) == [], text
+
+
+def test_the_japanese_first_edition_keeps_the_separated_lists_numbered_from_one():
+    from sscity.course.publish import japanese_first_markdown
+
+    separated = STEPS_EN + "\n<!-- 日本語 / Japanese -->\n\n" + STEPS_JA
+    flipped = japanese_first_markdown(separated)
+    assert flipped.startswith("1. セルを上から順に") and _ordered_list_starts(flipped) == [(1, 3), (1, 3)]
+    assert lint.check_list_numbering([make_notebook([new_markdown_cell(flipped)])]) == []
+
+
+@pytest.mark.parametrize("text, joined", [
+    ("各解答セルでコードに\n置き換えます。", "各解答セルでコードに置き換えます。"),
+    ("公開テストに合格です。\n採点時には", "公開テストに合格です。採点時には"),
+    ("**上から順に**\n実行します", "**上から順に**実行します"),
+    ("2. 各解答セルで\n   置き換えます。\n3. 次へ", "2. 各解答セルで置き換えます。\n3. 次へ"),
+    ("> 何が実物で\n> 何が合成データか", "> 何が実物で何が合成データか"),
+    # left alone: English, a new list item, a heading, code, a hard break, a blank line
+    ("Run the cell\nand check.", None),
+    ("- 項目一\n- 項目二", None),
+    ("## 取り組み方\n下の手順で進めます。", None),
+    ("```\n# 日本語の\n# コメント\n```", None),
+    ("一行目の終わり  \n次の行", None),
+    ("段落一。\n\n段落二。", None),
+    ("`Client` を通して\n`AssertionError` が", None),
+])
+def test_line_breaks_inside_japanese_sentences_are_found_and_joined(text, joined):
+    nb = make_notebook([new_markdown_cell(text)])
+    problems = lint.check_japanese_line_breaks([nb])
+    assert bool(problems) == (joined is not None), problems
+    assert lint.join_japanese_lines(text) == (joined or text)
+    if joined:
+        assert "shows as a space" in problems[0] and "行をつなげてください" in problems[0]
+        assert lint.check_japanese_line_breaks([make_notebook([new_markdown_cell(joined)])]) == []
+
+
+def test_joining_removes_the_spaces_a_renderer_puts_into_japanese(tmp_path):
+    import re
+
+    import mistune
+
+    text = ("2. 各**解答セル**で、`# YOUR CODE HERE` を自分のコードに\n   置き換え、名前をそのとおりに\n"
+            "   定義します。\n\n> 歩行者は\n> モデルです。")
+    cjk = "[\u3000-\u30ff\u4e00-\u9fff\uff00-\uffef]"
+    spaced = re.compile(f"{cjk}(?:</?strong>)?\\s+(?:</?strong>)?{cjk}")
+    assert spaced.search(mistune.html(text))
+    assert not spaced.search(mistune.html(lint.join_japanese_lines(text)))
+    readme = tmp_path / "solutions" / "99-test" / "README.md"
+    readme.parent.mkdir(parents=True)
+    readme.write_text(text, encoding="utf-8")
+    assert len(lint.check_japanese_line_breaks([], [readme])) == 3
+
+
+@pytest.mark.parametrize("call, small", [
+    ('ax.legend(fontsize=7, loc="upper left")', True),
+    ('ax.legend(title="x / 地区", title_fontsize=8)', True),
+    ('fig.legend(fontsize="x-small")', True),
+    ('ax.legend(fontsize=9)', False),
+    ('ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))', False),
+])
+def test_small_legends_are_found(call, small):
+    cell = new_code_cell("import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\n" + call)
+    problems = lint.check_legend_sizes([make_notebook([cell])])
+    assert bool(problems) == small, problems
+    if small:
+        assert "line 3" in problems[0] and "凡例" in problems[0]

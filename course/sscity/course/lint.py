@@ -40,7 +40,10 @@ __all__ = [
     "check_figures_described",
     "check_glossary",
     "check_recurrent_path_box",
+    "check_japanese_line_breaks",
     "check_known_wrong_coverage",
+    "check_legend_sizes",
+    "check_list_numbering",
     "check_no_leaks",
     "check_no_outputs",
     "check_points_total",
@@ -49,6 +52,8 @@ __all__ = [
     "check_tiers",
     "check_unique_grade_ids",
     "is_bilingual",
+    "japanese_line_breaks",
+    "join_japanese_lines",
     "load_glossary",
     "module_readmes",
 ]
@@ -383,6 +388,157 @@ def check_bilingual_markdown(notebooks: list[CourseNotebook]) -> list[str]:
     return problems
 
 
+# --- how markdown renders Japanese ------------------------------------------------------
+
+# CJK letters, CJK punctuation (、。「」・ー) and full-width forms (（）／：).
+_CJK = "\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+_CJK_CHAR = re.compile(f"[{_CJK}]")
+_FENCE = re.compile(r"^[ \t]*(```|~~~)")
+_QUOTE_PREFIX = re.compile(r"^[ \t]*(?:>[ \t]?)+")
+_ORDERED_ITEM = re.compile(r"^( {0,3})(\d{1,9})[.)]([ \t]+|$)")
+_HEADING_LINE = re.compile(r"^ {0,3}#{1,6}([ \t]|$)")
+_BULLET_ITEM = re.compile(r"^ {0,3}[-*+]([ \t]+|$)")
+_INTERRUPTS = re.compile(r"^ {0,3}(#{1,6}([ \t]|$)|```|~~~|<|>|\||([-*_])([ \t]*\3){2,}[ \t]*$)")
+
+
+def _markdown_lines(text: str):
+    """(index, line, in_code) of every line; fenced code blocks are code."""
+    fence = None
+    for index, line in enumerate(text.split("\n")):
+        match = _FENCE.match(line)
+        if fence is None and match:
+            fence = match.group(1)
+            yield index, line, True
+            continue
+        if fence is not None:
+            if line.strip().startswith(fence):
+                fence = None
+            yield index, line, True
+            continue
+        yield index, line, False
+
+
+def _edge_char(text: str, end: bool) -> str:
+    """The last (``end``) or first character of ``text`` around emphasis markers."""
+    text = text.rstrip(" *_") if end else text.lstrip(" \t*_")
+    return (text[-1] if end else text[0]) if text else ""
+
+
+def japanese_line_breaks(text: str) -> list[int]:
+    """0-based numbers of the lines of markdown ``text`` that end between two CJK characters
+    (or a CJK character and CJK punctuation) with the next line: the browser shows that line
+    break as a space inside a Japanese sentence. Code blocks and hard breaks (two trailing
+    spaces or a backslash) are left alone."""
+    lines = list(_markdown_lines(text))
+    found = []
+    for (index, line, code), (_, following, next_code) in zip(lines, lines[1:], strict=False):
+        if code or next_code or not following.strip() or line.endswith(("  ", "\\")) \
+                or _HEADING_LINE.match(line):
+            continue
+        rest = _QUOTE_PREFIX.sub("", following) if _QUOTE_PREFIX.match(line) else following
+        last, first = _edge_char(line, True), _edge_char(rest, False)
+        if _CJK_CHAR.fullmatch(last or "a") and _CJK_CHAR.fullmatch(first or "a"):
+            found.append(index)
+    return found
+
+
+def join_japanese_lines(text: str) -> str:
+    """``text`` with every line break that :func:`japanese_line_breaks` finds removed (the
+    next line's indentation and blockquote marker go too); lists, paragraphs, code and
+    everything else stay as they are."""
+    lines = text.split("\n")
+    for index in reversed(japanese_line_breaks(text)):
+        following = lines[index + 1]
+        rest = _QUOTE_PREFIX.sub("", following) if _QUOTE_PREFIX.match(lines[index]) else following
+        lines[index:index + 2] = [lines[index].rstrip() + rest.lstrip()]
+    return "\n".join(lines)
+
+
+def _language(text: str) -> str | None:
+    prose = _LINK_TARGET.sub(" ", _CODE.sub(" ", text))
+    japanese = len(_JAPANESE.findall(prose))
+    letters = sum(len(w) for w in _LATIN_WORD.findall(prose))
+    if japanese >= 2 and japanese * 3 >= letters:
+        return "ja"
+    if letters >= 3 and japanese * 3 < 0.25 * letters:
+        return "en"
+    return None
+
+
+def _ordered_lists(text: str) -> list[list[tuple[int, int, str]]]:
+    """The top-level ordered lists of markdown ``text`` as CommonMark groups them, each a
+    list of (line index, number written, item text). Items separated only by blank lines
+    and indented continuation lines are one list, whatever numbers they carry."""
+    lists, current, blank, paragraph = [], None, False, False
+    for index, line, code in _markdown_lines(text):
+        item = None if code else _ORDERED_ITEM.match(line)
+        if item and current is None and paragraph and item.group(2) != "1":
+            item = None  # only "1." interrupts a paragraph: "... and Midorino\n54400034. Now" is prose
+        if item:
+            if current is None:
+                current = []
+                lists.append(current)
+            current.append((index, int(item.group(2)), line[item.end():]))
+            blank = False
+        elif current is not None and not line.strip():
+            blank = True
+        elif current is not None and not code and line[:1] in (" ", "\t") and line.strip():
+            if blank and len(line) - len(line.lstrip()) < 2:
+                current = None
+            else:
+                where, number, body = current[-1]
+                current[-1] = (where, number, body + "\n" + line.strip())
+                blank = False
+        elif current is not None and not blank and not code and not _INTERRUPTS.match(line) \
+                and not _BULLET_ITEM.match(line):
+            where, number, body = current[-1]  # a lazy continuation line
+            current[-1] = (where, number, body + "\n" + line.strip())
+        else:
+            current, blank = None, False
+        paragraph = current is None and not code and bool(line.strip())
+    return lists
+
+
+def check_list_numbering(notebooks: list[CourseNotebook]) -> list[str]:
+    """No ordered list runs on from English items into Japanese ones: Markdown merges an
+    English list 1-5 and the Japanese list 1-5 right after it into one list, and the Japanese
+    steps are shown as 6-10. Put a line between them (``<!-- 日本語 / Japanese -->``)."""
+    problems = []
+    for nb in notebooks:
+        for index, cell in enumerate(nb.nb.cells):
+            if cell.cell_type != "markdown":
+                continue
+            for items in _ordered_lists(cell.source):
+                for position in range(1, len(items)):
+                    (_, before, text_before), (line, after, text_after) = items[position - 1:position + 1]
+                    if after <= before and _language(text_before) == "en" and _language(text_after) == "ja":
+                        problems.append(
+                            f"{nb.label} markdown cell {index} line {line + 1}: the Japanese list starting "
+                            f"'{after}. {text_after.splitlines()[0][:30]}' runs on from the English one and "
+                            f"is numbered {position + 1}, not "
+                            f"{after}: put a line such as <!-- 日本語 / Japanese --> between the lists / "
+                            "英語のリストのすぐ後の日本語のリストは続き番号になります。"
+                            "間に <!-- 日本語 / Japanese --> のような行を入れてください")
+    return problems
+
+
+def check_japanese_line_breaks(notebooks: list[CourseNotebook], readmes: list[Path] = ()) -> list[str]:
+    """No line break of a markdown cell or module README falls between two Japanese
+    characters: the browser renders it as a space inside the sentence."""
+    sources = [(f"{nb.label} markdown cell {index}", cell.source)
+               for nb in notebooks for index, cell in enumerate(nb.nb.cells) if cell.cell_type == "markdown"]
+    sources += [("/".join(Path(path).parts[-3:]), Path(path).read_text(encoding="utf-8")) for path in readmes]
+    problems = []
+    for where, text in sources:
+        lines = text.split("\n")
+        for index in japanese_line_breaks(text):
+            problems.append(
+                f"{where} line {index + 1}: a line break inside a Japanese sentence shows as a space "
+                f"({lines[index].strip()[-12:]!r} / {lines[index + 1].strip()[:12]!r}): join the lines / "
+                "日本語の文の途中の改行は空白として表示されます。行をつなげてください")
+    return problems
+
+
 # --- glossary -------------------------------------------------------------------------------
 
 GLOSSARY = Path("course") / "GLOSSARY.md"
@@ -536,6 +692,40 @@ def check_figures_described(notebooks: list[CourseNotebook]) -> list[str]:
     return problems
 
 
+SMALLEST_LEGEND_PT = 9
+_SMALL_SIZES = {"xx-small", "x-small", "small"}
+_LEGEND_ADVICE = (f"use {SMALLEST_LEGEND_PT} pt or more, or leave it out (10 pt), and put a crowded "
+                  "legend outside the axes / 凡例の文字が小さすぎて読めません。"
+                  f"{SMALLEST_LEGEND_PT} pt 以上にするか指定を外し（10 pt）、"
+                  "多い凡例は軸の外に置いてください")
+
+
+def check_legend_sizes(notebooks: list[CourseNotebook]) -> list[str]:
+    """No legend in a notebook is set below 9 pt (the course style's legends are 10 pt):
+    a 7-pt legend in a figure scaled to the width of a notebook cannot be read."""
+    problems = []
+    for nb in notebooks:
+        for index, cell in enumerate(nb.nb.cells):
+            if cell.cell_type != "code" or "legend" not in cell.source:
+                continue
+            try:
+                tree = ast.parse(without_magics(cell.source))
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and node.func.attr == "legend"):
+                    continue
+                for keyword in node.keywords:
+                    value = keyword.value.value if isinstance(keyword.value, ast.Constant) else None
+                    if keyword.arg in ("fontsize", "title_fontsize") and (
+                            (isinstance(value, int | float) and value < SMALLEST_LEGEND_PT)
+                            or value in _SMALL_SIZES):
+                        problems.append(f"{nb.label} cell {index} line {node.lineno}: legend "
+                                        f"{keyword.arg}={value!r} is too small: {_LEGEND_ADVICE}")
+    return problems
+
+
 def check_known_wrong_coverage(root: Path, sources: list[CourseNotebook]) -> list[str]:
     """Every autograded answer has a known-wrong answer naming a real test cell."""
     problems = []
@@ -608,6 +798,10 @@ def run_lint(root: Path, modules=None) -> dict[str, list[str]]:
         "glossary terms": check_glossary(sources, module_readmes(root, modules), root=root),
         "recurrent path box in every lesson": check_recurrent_path_box(sources),
         "figures described": check_figures_described(sources),
+        "Japanese lists numbered from 1": check_list_numbering(sources),
+        "legends readable (9 pt or more)": check_legend_sizes(sources),
+        "no line break inside a Japanese sentence":
+            check_japanese_line_breaks(sources, module_readmes(root, modules)),
         "known-wrong answers": check_known_wrong_coverage(root, sources),
         "ruff": check_ruff(root),
     }
