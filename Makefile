@@ -36,7 +36,7 @@ SSCITY := $(PYTHON) -m sscity
 .PHONY: help setup demo verify test test-fast lab lint bench release clean
 
 help:
-	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
 .venv/bin/python:
 	@$(PYTHON_BOOT) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \

@@ -143,6 +143,8 @@ def test_the_edition_is_a_course_root_for_students_only(tmp_path):
     assert readme_commands(readme) == ["make setup", "make lab"]
     assert readme_commands((ROOT / "README.md").read_text(encoding="utf-8")) != ["make setup", "make lab"]
     assert "## What is in the course" in readme  # the rest of the README travels
+    help_text = subprocess.run(["make", "help"], cwd=dest, capture_output=True, text=True).stdout
+    assert "make setup" in help_text and "release" not in help_text, help_text
     assert course_root(dest / "modules" / "00-orientation", edition=True) == dest
     with pytest.raises(CourseRootError, match="is the student edition"):
         course_root(dest)  # instructors' commands: the nearest course is the edition

@@ -79,6 +79,10 @@ def publish(root: Path, dest: Path, japanese_first: bool = False) -> list[Path]:
         text = re.sub(r"(?m)^demo: setup\n(?:.+\n)*",
                       "demo: setup\n\t$(SSCITY) data verify\n"
                       "\t@echo 'Student edition: open the course with make lab.'\n", text)
+        # The help at its top lists what students run.
+        head, sep, tail = text.partition("# With no environment active")
+        if sep:
+            text = EDITION_MAKE_HELP + sep + tail
         makefile.write_text(text)
     # The edition's root marker: `sscity lab` (so `make lab`) finds the course by it, since
     # the edition has no solutions/ (instructors' commands refuse to run here).
@@ -109,6 +113,17 @@ def publish(root: Path, dest: Path, japanese_first: bool = False) -> list[Path]:
 
 
 EDITION_MARKER = ".sscity-edition"
+
+EDITION_MAKE_HELP = """\
+# Tsukuba Super Science City course -- the student edition (made by `sscity course publish`).
+#
+#   make setup      install the course (once); make lab does it too when needed
+#   make lab        JupyterLab on modules/ -- open 00-orientation/lesson.ipynb first;
+#                   PORT=8888 LAB_ARGS="--no-browser" on a remote or headless machine
+#   make test       check this copy: no solutions, datasets intact, every notebook runs
+#   make demo       check the datasets (grading needs the instructor repository)
+#
+"""
 
 # The student edition's two commands: the first ```bash block of its README (the smoke test
 # runs them from a fresh clone).
