@@ -3,7 +3,10 @@
 Copies the repository's tracked files into ``DEST`` without what students must not see --
 ``solutions/`` (solutions, hidden tests, mark schemes), ``known-wrong.toml`` files, and the
 instructor-only tests and benchmarks -- then runs the edition's own smoke test
-(``tests/test_published.py``) inside it with its own copy of ``sscity`` and datasets.
+(``tests/test_published.py``) inside it with its own copy of ``sscity`` and datasets. The
+edition's README gives the students' two commands (``make setup``, ``make lab``), which the
+smoke test runs from a fresh ``git clone``; the ``.sscity-edition`` file marks its root, where
+``sscity lab`` works without ``solutions/`` and instructors' commands refuse to run.
 ``--japanese-first`` writes the same edition with the Japanese paragraph first in every
 bilingual markdown cell, test message and module README.
 """
