@@ -107,7 +107,7 @@ def test_course_style_makes_legends_readable(course_style):
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 1], label="line / 線")
     legend = ax.legend(title="legend / 凡例")
-    assert min(t.get_fontsize() for t in legend.get_texts()) >= 10
+    assert min(t.get_fontsize() for t in legend.get_texts()) >= 10  # 11 pt, the text size
     assert legend.get_title().get_fontsize() >= 10
 
 

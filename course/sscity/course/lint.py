@@ -694,14 +694,14 @@ def check_figures_described(notebooks: list[CourseNotebook]) -> list[str]:
 
 SMALLEST_LEGEND_PT = 9
 _SMALL_SIZES = {"xx-small", "x-small", "small"}
-_LEGEND_ADVICE = (f"use {SMALLEST_LEGEND_PT} pt or more, or leave it out (10 pt), and put a crowded "
+_LEGEND_ADVICE = (f"use {SMALLEST_LEGEND_PT} pt or more, or leave it out (11 pt), and put a crowded "
                   "legend outside the axes / 凡例の文字が小さすぎて読めません。"
-                  f"{SMALLEST_LEGEND_PT} pt 以上にするか指定を外し（10 pt）、"
+                  f"{SMALLEST_LEGEND_PT} pt 以上にするか指定を外し（11 pt）、"
                   "多い凡例は軸の外に置いてください")
 
 
 def check_legend_sizes(notebooks: list[CourseNotebook]) -> list[str]:
-    """No legend in a notebook is set below 9 pt (the course style's legends are 10 pt):
+    """No legend in a notebook is set below 9 pt (the course style's legends are 11 pt):
     a 7-pt legend in a figure scaled to the width of a notebook cannot be read."""
     problems = []
     for nb in notebooks:
