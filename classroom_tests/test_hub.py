@@ -26,8 +26,10 @@ configurable-http-proxy (npm: ``npm install -g configurable-http-proxy``, or set
 from __future__ import annotations
 
 import csv
+import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import socket
@@ -266,6 +268,16 @@ def test_release_fetch_submit_collect_grade_feedback_through_the_hub(hub):
         assert listed.get("success"), listed
         fetched = [a for a in listed["value"] if a["assignment_id"] == MODULE and a["status"] == "fetched"]
         assert fetched, listed
+        # Students never see the instructor tools: no formgrader, no Create Assignment.
+        reply = requests.get(f"{hub.url}user/{name}/formgrader", timeout=60,
+                             headers={"Authorization": f"token {hub.user_tokens[name]}"})
+        assert reply.status_code == 404, (reply.status_code, reply.text[:500])
+        lab = requests.get(f"{hub.url}user/{name}/lab", timeout=60,
+                           headers={"Authorization": f"token {hub.user_tokens[name]}"})
+        page = json.loads(re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', lab.text, re.S)[1])
+        assert {"@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment"} <= set(
+            page["disabledExtensions"]), page.get("disabledExtensions")
+        assert "@jupyter/nbgrader:assignment-list" not in page["disabledExtensions"]
         if name not in plan:
             continue
         path = f"api/contents/{MODULE}/assignment.ipynb"
@@ -356,7 +368,17 @@ def test_hub_config_files_say_what_the_class_needs(tmp_path):
     assert hub.Authenticator.allowed_users == {"tanaka", "s001", "s002"}
     assert hub.Authenticator.admin_users == {"tanaka"}
     assert hub.JupyterHub.bind_url == "http://0.0.0.0:8123"
-    assert hub.Spawner.environment["JUPYTER_CONFIG_PATH"] == str(written.nbgrader_config.parent)
+    from types import SimpleNamespace
+
+    config_path = hub.Spawner.environment["JUPYTER_CONFIG_PATH"]
+    as_user = lambda name: config_path(SimpleNamespace(user=SimpleNamespace(name=name)))  # noqa: E731
+    assert as_user("tanaka") == str(written.nbgrader_config.parent)
+    students_dir = written.dest / "jupyter-students"
+    assert as_user("s001").split(os.pathsep) == [str(students_dir), str(written.nbgrader_config.parent)]
+    page = json.loads((students_dir / "labconfig" / "page_config.json").read_text())
+    assert page["disabledExtensions"]["@jupyter/nbgrader:formgrader"] is True
+    server = json.loads((students_dir / "jupyter_server_config.d" / "sscity-students.json").read_text())
+    assert server["ServerApp"]["jpserver_extensions"]["nbgrader.server_extensions.formgrader"] is False
     assert "services" not in hub.JupyterHub  # no token in the environment: no service
     with_token = _load(written.jupyterhub_config, SSCITY_HUB_API_TOKEN="abc")
     assert with_token.JupyterHub.services == [{"name": "sscity-course", "api_token": "abc"}]

@@ -8,6 +8,8 @@
   server reads (through ``JUPYTER_CONFIG_PATH``);
 - ``jupyter/nbgrader_config.py`` -- nbgrader for everybody on the hub: the course id and the
   exchange folder; for instructors also ``CourseDirectory.root`` (the course repository);
+- ``jupyter-students/`` -- read by students' servers only: turns off formgrader and
+  *Create Assignment*;
 - ``README.txt`` -- the commands to start it.
 
 ``stage_feedback(course_root, grade_out, module)`` puts the feedback pages of
@@ -18,6 +20,8 @@ guide (real classes, and what scales past one machine).
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import stat
@@ -28,6 +32,9 @@ __all__ = ["AUTHENTICATORS", "HubConfig", "add_hub_config_parser", "cmd_hub_conf
            "stage_feedback", "write_hub_config"]
 
 AUTHENTICATORS = ("dummy", "pam")
+# Instructor tools of nbgrader that students' JupyterLab must not show (nbgrader's names).
+STUDENT_HIDDEN_LAB = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment")
+STUDENT_HIDDEN_SERVER = ("nbgrader.server_extensions.formgrader",)
 # nbgrader's exchange names submissions "<student>+<assignment>+<timestamp>": no '+' in ids.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
 _COURSE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -171,8 +178,15 @@ def write_hub_config(dest, *, course_id: str, exchange, instructors, students, p
         f"c.Spawner.cmd = {singleuser!r}\n"
         "c.Spawner.default_url = '/lab'\n"
         "c.Spawner.notebook_dir = '~'\n"
-        "# Every server reads the course's nbgrader settings (course id, exchange) from here.\n"
-        f"c.Spawner.environment = {{'JUPYTER_CONFIG_PATH': {str(dest / 'jupyter')!r}}}\n"
+        "# Every server reads the course's nbgrader settings (course id, exchange) from jupyter/;\n"
+        "# students' servers also read jupyter-students/, which turns off the instructor tools\n"
+        "# (formgrader, Create Assignment) so students never see them.\n"
+        f"_INSTRUCTORS = {set(instructors)!r}\n\n\n"
+        "def _jupyter_config_path(spawner):\n"
+        f"    if spawner.user.name in _INSTRUCTORS:\n"
+        f"        return {str(dest / 'jupyter')!r}\n"
+        f"    return {str(dest / 'jupyter-students') + os.pathsep + str(dest / 'jupyter')!r}\n\n\n"
+        "c.Spawner.environment = {'JUPYTER_CONFIG_PATH': _jupyter_config_path}\n"
         "# Give a slow first start (imports of the scientific stack) time.\n"
         "c.Spawner.start_timeout = 120\n"
         "c.Spawner.http_timeout = 120")
@@ -180,13 +194,20 @@ def write_hub_config(dest, *, course_id: str, exchange, instructors, students, p
         lines.append(
             "# A service for instructors' scripts (start servers, make tokens). Its token comes\n"
             f"# from ${api_token_env} when the hub starts; without it the service is not created.\n"
-            "import os\n"
             f"_token = os.environ.get({api_token_env!r})\n"
             "if _token:\n"
             "    c.JupyterHub.services = [{'name': 'sscity-course', 'api_token': _token}]\n"
             "    c.JupyterHub.load_roles = [{'name': 'sscity-course', 'services': ['sscity-course'],\n"
             "                                'scopes': ['admin:users', 'admin:servers', 'tokens',\n"
             "                                           'access:servers', 'list:users']}]")
+    students_dir = dest / "jupyter-students"
+    (students_dir / "labconfig").mkdir(parents=True, exist_ok=True)
+    (students_dir / "jupyter_server_config.d").mkdir(exist_ok=True)
+    (students_dir / "labconfig" / "page_config.json").write_text(json.dumps(
+        {"disabledExtensions": {name: True for name in STUDENT_HIDDEN_LAB}}, indent=2) + "\n")
+    (students_dir / "jupyter_server_config.d" / "sscity-students.json").write_text(json.dumps(
+        {"ServerApp": {"jpserver_extensions": {name: False for name in STUDENT_HIDDEN_SERVER}}},
+        indent=2) + "\n")
     jupyterhub_config = dest / "jupyterhub_config.py"
     jupyterhub_config.write_text("\n\n".join(lines) + "\n", encoding="utf-8")
     config = HubConfig(dest, jupyterhub_config, nbgrader_config, exchange, url)
@@ -293,6 +314,8 @@ Start it as root (LocalProcessSpawner starts each user's JupyterLab as that user
     jupyterhub -f jupyterhub_config.py
 Settings: https://jupyterhub.readthedocs.io/en/stable/reference/config-reference.html
 """
+
+import os
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)'''
 
