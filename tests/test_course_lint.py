@@ -38,6 +38,7 @@ def test_the_course_has_modules_and_each_is_released():
     (lint.check_list_numbering, BOTH),
     (lint.check_japanese_line_breaks, BOTH),
     (lint.check_legend_sizes, SOURCES),
+    (lint.check_bilingual_figure_labels, SOURCES),
 ], ids=lambda v: v.__name__ if callable(v) else "")
 def test_course_rule(check, notebooks):
     problems = check(notebooks)
@@ -419,3 +420,19 @@ def test_small_legends_are_found(call, small):
     assert bool(problems) == small, problems
     if small:
         assert "line 3" in problems[0] and "凡例" in problems[0]
+
+
+@pytest.mark.parametrize("call, english_only", [
+    ('ax.set_title("Mean happiness per district")', True),
+    ('ax.plot([1], label=f"route of {name} across the city")', True),
+    ('fig.suptitle("Shared control" + " in the crossing")', True),
+    ('ax.set_title("Mean happiness / 地区別の幸福度")', False),
+    ('ax.plot([1], label="pybullet")', False),
+    ('ax.set_xlabel("x (m)")', False),
+])
+def test_english_only_figure_text_is_found(call, english_only):
+    cell = new_code_cell("import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nname = 'a'\n" + call)
+    problems = lint.check_bilingual_figure_labels([make_notebook([cell])])
+    assert bool(problems) == english_only, problems
+    if english_only:
+        assert "line 4" in problems[0] and "日本語" in problems[0]

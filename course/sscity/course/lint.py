@@ -35,6 +35,7 @@ from .notebooks import (
 __all__ = [
     "GlossaryEntry",
     "check_answers_followed_by_tests",
+    "check_bilingual_figure_labels",
     "check_bilingual_markdown",
     "check_bilingual_test_messages",
     "check_figures_described",
@@ -692,6 +693,50 @@ def check_figures_described(notebooks: list[CourseNotebook]) -> list[str]:
     return problems
 
 
+_LABEL_CALLS = {"set_title", "set_xlabel", "set_ylabel", "suptitle", "title", "xlabel", "ylabel", "set_label"}
+_LABEL_KEYWORDS = {"label", "title", "xlabel", "ylabel"}
+
+
+def _literal_text(node) -> str | None:
+    """The literal parts of a string expression (an f-string's fields left out)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return " ".join(v.value for v in node.values if isinstance(v, ast.Constant))
+    if isinstance(node, ast.BinOp):
+        parts = [_literal_text(node.left), _literal_text(node.right)]
+        return " ".join(p for p in parts if p) or None
+    return None
+
+
+def check_bilingual_figure_labels(notebooks: list[CourseNotebook]) -> list[str]:
+    """Titles, axis labels and legend labels written in a notebook are in English and
+    Japanese: a literal with two or more English words and no Japanese is flagged (a name
+    such as "pybullet", units and symbols pass)."""
+    problems = []
+    for nb in notebooks:
+        for index, cell in enumerate(nb.nb.cells):
+            if cell.cell_type != "code":
+                continue
+            try:
+                tree = ast.parse(without_magics(cell.source))
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                    continue
+                values = node.args[:1] if node.func.attr in _LABEL_CALLS else []
+                values += [k.value for k in node.keywords if k.arg in _LABEL_KEYWORDS]
+                for value in values:
+                    text = _literal_text(value)
+                    if text and len(re.findall(r"[A-Za-z]{3,}", text)) >= 2 and not _JAPANESE.search(text):
+                        problems.append(f"{nb.label} cell {index} line {node.lineno}: figure text "
+                                        f"{text[:50]!r} is only in English: add the Japanese "
+                                        "('English / 日本語') / 図の文字が英語だけです。"
+                                        "日本語も添えてください")
+    return problems
+
+
 SMALLEST_LEGEND_PT = 9
 _SMALL_SIZES = {"xx-small", "x-small", "small"}
 _LEGEND_ADVICE = (f"use {SMALLEST_LEGEND_PT} pt or more, or leave it out (11 pt), and put a crowded "
@@ -800,6 +845,7 @@ def run_lint(root: Path, modules=None) -> dict[str, list[str]]:
         "figures described": check_figures_described(sources),
         "Japanese lists numbered from 1": check_list_numbering(sources),
         "legends readable (9 pt or more)": check_legend_sizes(sources),
+        "figure labels in English and Japanese": check_bilingual_figure_labels(sources),
         "no line break inside a Japanese sentence":
             check_japanese_line_breaks(sources, module_readmes(root, modules)),
         "known-wrong answers": check_known_wrong_coverage(root, sources),
