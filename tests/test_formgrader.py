@@ -184,6 +184,15 @@ def test_formgrader_lists_the_class_and_its_hand_grades_reach_the_csvs(formgrade
     assert [g["name"] for g in waiting] == ["deck-vs-public"]
     assert all(g["auto_score"] is not None for g in grades if not g["needs_manual_grade"])
 
+    # Its Autograde button would run student code unsandboxed and overwrite the grades: it
+    # refuses and leaves the graded notebook and the scores as they are.
+    graded_nb = folder / "autograded" / "correct-01" / MODULE / "assignment.ipynb"
+    kept = graded_nb.read_bytes()
+    refused = client.call(f"/formgrader/api/submission/{MODULE}/correct-01/autograde", "POST", {})
+    assert refused["success"] is False and "grade-with-sscity-course-grade" in refused["log"]
+    assert graded_nb.read_bytes() == kept
+    assert client.call(f"/formgrader/api/grades?submission_id={correct['id']}") == grades
+
     # A hand grade saved as formgrader's grading page saves it.
     task = waiting[0]
     saved = client.call(f"/formgrader/api/grade/{task['id']}", "PUT", {"manual_score": 7})
@@ -195,11 +204,39 @@ def test_formgrader_lists_the_class_and_its_hand_grades_reach_the_csvs(formgrade
     assert float(before["correct-01"]["manual_points_pending"]) == task["max_score"]
     done = _report(folder)
     assert done.returncode == 0, done.stderr
-    rows = list(csv.DictReader((folder / "grades_by_track.csv").open()))
-    degree = next(r for r in rows if (r["student"], r["track"], r["module"]) == ("correct-01", "degree", MODULE))
-    assert (float(degree["manual_points"]), degree["manual_pending"], degree["provisional"]) == (7.0, "", "no")
-    blank = next(r for r in rows if (r["student"], r["track"], r["module"]) == ("blank-01", "degree", MODULE))
+    rows = {(r["student"], r["track"], r["module"]): r
+            for r in csv.DictReader((folder / "grades_by_track.csv").open())}
+    degree = rows[("correct-01", "degree", MODULE)]
+    assert (float(degree["manual_points"]), degree["manual_pending"], degree["provisional"]) == (
+        7.0, "", "no")
+    blank = rows[("blank-01", "degree", MODULE)]
     assert blank["provisional"] == "yes" and "deck-vs-public" in blank["manual_pending"]
     grades_csv = {r["student"]: r for r in csv.DictReader((folder / "grades.csv").open())}
     assert float(grades_csv["correct-01"]["manual_points_pending"]) == 0
     assert float(grades_csv["blank-01"]["manual_points_pending"]) == task["max_score"]
+
+
+# --- the folder layout, no kernel ------------------------------------------------------------
+
+def test_the_out_folder_never_writes_over_the_submissions_or_the_course(tmp_path):
+    from sscity.course.grade import _formgrader_folder
+
+    out = tmp_path / "course"
+    handed_in = out / "submitted" / "s1" / MODULE / "assignment.ipynb"
+    handed_in.parent.mkdir(parents=True)
+    handed_in.write_text("as collected")
+    jobs = [{"module": MODULE, "students": {"s1": {"assignment.ipynb": "as graded"}}}]
+    # submissions collected into out/submitted (nbgrader's exchange): read there, kept as they are
+    _formgrader_folder(ROOT, out, [MODULE], jobs, (out / "submitted").resolve())
+    assert handed_in.read_text() == "as collected"
+    assert (out / "solutions" / MODULE / "assignment.ipynb").is_file()
+    assert not (out / "solutions" / MODULE / "known-wrong.toml").exists()
+    assert "CourseDirectory.root" in (out / "nbgrader_config.py").read_text()
+    # elsewhere: what was graded is written for formgrader, an older copy replaced
+    _formgrader_folder(ROOT, out, [MODULE], jobs, (tmp_path / "inbox").resolve())
+    assert handed_in.read_text() == "as graded"
+    # the course itself as --out: its files are left alone
+    before = (ROOT / "nbgrader_config.py").read_text()
+    _formgrader_folder(ROOT, ROOT, [MODULE], jobs, (tmp_path / "inbox").resolve())
+    assert (ROOT / "nbgrader_config.py").read_text() == before
+    assert not (ROOT / "submitted" / "s1").exists()

@@ -7,20 +7,26 @@ it as downloaded from an LMS). Submissions are split into small chunks; each chu
 graded by nbgrader's own ``autograde`` in a throw-away grading root, with every student's
 kernel in its own sandbox (:mod:`sscity.course.sandbox`). Chunks run ``--jobs`` at a time
 on this machine, or on a Dask cluster with ``--scheduler``. Finished chunks are merged, one
-submission per transaction, into ``DIR/gradebook.db`` (an nbgrader gradebook: formgrader
-can open ``DIR`` for manual grading); a chunk whose worker dies is graded again one
-submission at a time, and a submission that still cannot be graded is flagged with the
-reason -- never silently scored 0.
+submission per transaction, into ``DIR/gradebook.db`` (an nbgrader gradebook, each cell
+left as a plain ``nbgrader autograde`` leaves it: only hand-graded tasks need a manual
+grade); a chunk whose worker dies is graded again one submission at a time, and a
+submission that still cannot be graded is flagged with the reason -- never silently
+scored 0.
 
-Outputs: ``DIR/grades.csv`` (student, module, score, max_score, status, reason, ...),
+Outputs: ``DIR/grades.csv`` (student, module, score, max_score, status, reason, ...,
+``seconds``: the time nbgrader spent grading that submission),
 ``DIR/results.json`` (per-task details), ``DIR/autograded/<student>/<module>/`` (graded
 notebooks), ``DIR/feedback/<student>/<module>.html``, ``DIR/grades_by_track.csv`` and
 ``DIR/report.html`` (see :mod:`sscity.course.report`).
 
-Hand grading: open ``DIR`` in formgrader, then ``sscity course report DIR`` adds the hand
-grades to ``DIR/grades_by_track.csv``. Grading into the same ``DIR`` again keeps the hand
-grades and comments (the old gradebook is copied to ``DIR/gradebook.previous.db``); a grade
-whose student's work changed is marked for review (``needs_manual_grade``).
+Hand grading: ``DIR`` is an nbgrader course folder (``nbgrader_config.py``, the source
+notebooks in ``solutions/``, ``submitted/``, ``autograded/``, ``gradebook.db``):
+``cd DIR && jupyter lab``, then *Nbgrader > Formgrader* lists the modules and, under
+*Manual Grading*, the students and the tasks waiting for a grade. Then ``sscity course
+report DIR`` adds the hand grades to ``DIR/grades_by_track.csv``. Grading into the same
+``DIR`` again keeps the hand grades and comments (the old gradebook is copied to
+``DIR/gradebook.previous.db``); a grade whose student's work changed is marked for review
+(``needs_manual_grade``).
 """
 
 from __future__ import annotations
@@ -535,7 +541,7 @@ def _grade(root, submissions, out, work, jobs, modules, scheduler, limits, cell_
                               "chunk_dir": str(work / "chunks" / f"{module}-{number:03d}"),
                               "students": {s.student: _submission_texts(s) for s in chunk}})
 
-    _formgrader_folder(root, out, graded_modules, jobs_list)
+    _formgrader_folder(root, out, graded_modules, jobs_list, submissions)
 
     raw: dict = {}
     failures: dict = {}
@@ -594,14 +600,33 @@ FORMGRADER_NOTE = """
 #   nbgrader reads this file from the current folder: start Jupyter from here.
 #   nbgrader はこのファイルを現在のフォルダから読みます。このフォルダで Jupyter を起動してください。
 # Then / その後:  sscity course report THIS_FOLDER   (hand grades -> grades_by_track.csv)
+import os as _os  # noqa: E402
+
+# This folder is the course, whatever another nbgrader_config.py (~/.jupyter, a hub) says.
+c.CourseDirectory.root = _os.path.dirname(_os.path.abspath(__file__))  # noqa: F821
+# Formgrader's Autograde / Generate buttons would run student code here unsandboxed, with
+# the tests in the student's interpreter, and overwrite these grades: they match no
+# notebook and change nothing. Grade with `sscity course grade`; feedback is in feedback/.
+# formgrader の Autograde などのボタンはここでは何もしません。採点は sscity course grade で。
+c.CourseDirectory.notebook_id = "grade-with-sscity-course-grade"
 """
 
 
-def _formgrader_folder(root: Path, out: Path, modules: list[str], jobs_list: list[dict]) -> None:
+def _formgrader_folder(root: Path, out: Path, modules: list[str], jobs_list: list[dict],
+                       submissions: Path) -> None:
     """Make ``out`` a folder formgrader can open (nbgrader's course layout): the course's
     ``nbgrader_config.py``, the source notebooks of each graded module under
     ``solutions/`` (formgrader lists the assignments it finds there) and every graded
-    submission under ``submitted/`` (it counts and lists the students from there)."""
+    submission under ``submitted/`` (it counts and lists the students from there).
+
+    Graded into the course itself (``--out`` the repository, submissions collected into
+    its ``submitted/``), the course's own files are the layout already: nothing is
+    written over them."""
+    target = (out / "submitted").resolve()
+    if out.resolve() == root.resolve():
+        return
+    if target == submissions or target in submissions.parents or submissions in target.parents:
+        jobs_list = []  # the submissions are read from there: leave them as they are
     (out / "nbgrader_config.py").write_text((root / "nbgrader_config.py").read_text() + FORMGRADER_NOTE,
                                             encoding="utf-8")
     for module in modules:
@@ -610,7 +635,7 @@ def _formgrader_folder(root: Path, out: Path, modules: list[str], jobs_list: lis
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(source, target,
                             ignore=shutil.ignore_patterns(KNOWN_WRONG_FILE, ".ipynb_checkpoints"))
-        for old in sorted((out / "submitted").glob(f"*/{module}")):
+        for old in sorted((out / "submitted").glob(f"*/{module}")) if jobs_list else []:
             if old.is_dir() and not old.is_symlink():
                 shutil.rmtree(old)
     for job in jobs_list:
