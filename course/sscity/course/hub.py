@@ -28,8 +28,8 @@ import stat
 import sys
 from pathlib import Path
 
-__all__ = ["AUTHENTICATORS", "HubConfig", "add_hub_config_parser", "cmd_hub_config", "read_class_list",
-           "stage_feedback", "write_hub_config"]
+__all__ = ["AUTHENTICATORS", "HubConfig", "add_hub_config_parser", "add_stage_feedback_parser",
+           "cmd_hub_config", "cmd_stage_feedback", "read_class_list", "stage_feedback", "write_hub_config"]
 
 AUTHENTICATORS = ("dummy", "pam")
 # Instructor tools of nbgrader that students' JupyterLab must not show (nbgrader's names).
@@ -288,6 +288,30 @@ def add_hub_config_parser(course_verbs) -> None:
     hub.add_argument("--course-root", help="the course repository (default: this one)")
     hub.add_argument("--overwrite", action="store_true", help="write into a folder that is not empty")
     hub.set_defaults(func=cmd_hub_config)
+
+
+def add_stage_feedback_parser(course_verbs) -> None:
+    """``sscity course stage-feedback``: add the subcommand to ``sscity course``'s subparsers."""
+    stage = course_verbs.add_parser(
+        "stage-feedback", help="put sscity's feedback pages where nbgrader release_feedback finds them",
+        description="Copy GRADES/feedback/<student>/MODULE.html into COURSE/feedback/<student>/MODULE/ "
+                    "with the collected submission's timestamp and secret; then run `nbgrader "
+                    "release_feedback MODULE` and students use Fetch Feedback. / 採点結果のフィードバックを "
+                    "nbgrader release_feedback が読む場所に置きます。")
+    stage.add_argument("module", metavar="MODULE")
+    stage.add_argument("--grades", required=True, help="the --out folder of `sscity course grade`")
+    stage.add_argument("--course-dir", default=".",
+                       help="the folder where `nbgrader collect` wrote submitted/ (default: here)")
+    stage.set_defaults(func=cmd_stage_feedback)
+
+
+def cmd_stage_feedback(args) -> int:
+    """Run ``sscity course stage-feedback`` from parsed arguments."""
+    staged = stage_feedback(args.course_dir, args.grades, args.module)
+    print(f"Staged feedback for {len(staged)} student(s); now run `nbgrader release_feedback "
+          f"{args.module}`. / {len(staged)} 人分のフィードバックを置きました。続けて "
+          f"`nbgrader release_feedback {args.module}` を実行してください。")
+    return 0
 
 
 def cmd_hub_config(args) -> int:
