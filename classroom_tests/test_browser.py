@@ -19,6 +19,7 @@ tests fail). Run: ``.venv/bin/python -m pytest classroom_tests/test_browser.py -
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -30,7 +31,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -42,6 +45,8 @@ except ImportError:  # pragma: no cover - depends on the machine
                 "(the browser itself comes from `apt-get install chromium`). / Playwright for "
                 "Python がありません。`.venv/bin/pip install playwright` を実行してください。",
                 allow_module_level=True)
+
+from sscity.cli import lab_command
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("SSCITY_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -92,37 +97,33 @@ def artefacts() -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory, artefacts):
-    """JupyterLab on a temporary copy of modules/; yields (base URL, token)."""
-    if not MODULES.is_dir():
-        pytest.fail(f"No modules folder at {MODULES}. / {MODULES} に modules フォルダがありません。")
-    course = tmp_path_factory.mktemp("course")
-    root = course / "modules"
-    shutil.copytree(MODULES, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    shutil.copy(REPO / "nbgrader_config.py", course / "nbgrader_config.py")
-    for name, (sources, _) in BROKEN.items():
-        (root / "_broken").mkdir(exist_ok=True)
-        (root / "_broken" / f"{name}.ipynb").write_text(json.dumps(_notebook(sources)))
-    # Lab settings of this run only: every cell in the DOM (no windowing), no news pop-ups.
-    settings = course / "lab-settings"
+def _lab_settings(folder: Path) -> Path:
+    """Lab settings of this run only: every cell in the DOM (no windowing), no news pop-ups."""
     for plugin, values in {
             "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
             "@jupyterlab/apputils-extension/notification": {"fetchNews": "false",
                                                             "checkForUpdates": False}}.items():
-        path = settings / f"{plugin}.jupyterlab-settings"
+        path = folder / "lab-settings" / f"{plugin}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
+    return folder / "lab-settings"
+
+
+@contextmanager
+def running_lab(root: Path, work: Path, log_path: Path, *, instructor: bool):
+    """JupyterLab as ``sscity lab`` starts it (``--instructor``: on ``root`` with Formgrader;
+    else on ``root/modules`` without the instructor tools), on a random port with a token,
+    headless; yields (base URL, token) and stops the server at the end."""
     token, port = secrets.token_hex(16), _free_port()
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--ServerApp.token={token}",
-               f"--ServerApp.root_dir={root}", f"--port={port}", "--ServerApp.port_retries=0",
-               "--ServerApp.ip=127.0.0.1", f"--LabApp.user_settings_dir={settings}",
-               f"--LabApp.workspaces_dir={course / 'lab-workspaces'}"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(course / "runtime")}
-    log = open(artefacts / "jupyterlab.log", "w")
-    server = subprocess.Popen(command, cwd=course, env=env, stdout=log, stderr=subprocess.STDOUT)
+    args = SimpleNamespace(
+        instructor=instructor, port=port, ip="127.0.0.1", no_browser=True, token=token,
+        lab_args=["--ServerApp.port_retries=0",
+                  f"--LabApp.user_settings_dir={_lab_settings(work)}",
+                  f"--LabApp.workspaces_dir={work / 'lab-workspaces'}"])
+    command, env, _ = lab_command(root, args)
+    env["JUPYTER_RUNTIME_DIR"] = str(work / "runtime")
+    log = open(log_path, "w")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -134,8 +135,8 @@ def lab(tmp_path_factory, artefacts):
             except OSError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab did not start; see {artefacts / 'jupyterlab.log'}. / "
-                            f"JupyterLab が起動しませんでした。ログを見てください。")
+                pytest.fail(f"JupyterLab did not start; see {log_path}. / JupyterLab が起動しません"
+                            f"でした。{log_path} のログを見てください。")
             time.sleep(0.5)
         yield url, token
     finally:
@@ -149,6 +150,22 @@ def lab(tmp_path_factory, artefacts):
 
 
 @pytest.fixture(scope="module")
+def lab(tmp_path_factory, artefacts):
+    """The students' JupyterLab on a temporary copy of modules/; yields (base URL, token)."""
+    if not MODULES.is_dir():
+        pytest.fail(f"No modules folder at {MODULES}. / {MODULES} に modules フォルダがありません。")
+    course = tmp_path_factory.mktemp("course")
+    root = course / "modules"
+    shutil.copytree(MODULES, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    shutil.copy(REPO / "nbgrader_config.py", course / "nbgrader_config.py")
+    for name, (sources, _) in BROKEN.items():
+        (root / "_broken").mkdir(exist_ok=True)
+        (root / "_broken" / f"{name}.ipynb").write_text(json.dumps(_notebook(sources)))
+    with running_lab(course, course, artefacts / "jupyterlab.log", instructor=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def browser():
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
@@ -156,25 +173,38 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def page(browser, lab, artefacts, request):
+@contextmanager
+def new_page(browser, artefacts: Path, name: str):
+    """A fresh browser context and page; its screenshots go to ``artefacts/name``."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.js_errors = []
     page.on("pageerror", lambda error: page.js_errors.append(str(error)))
-    page.shots = artefacts / re.sub(r"[^\w.-]+", "_", request.node.name)
+    page.shots = artefacts / re.sub(r"[^\w.-]+", "_", name)
     page.shots.mkdir(exist_ok=True)
-    yield page
-    context.close()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def _api(url: str, token: str, path: str, method: str = "GET", body: dict | None = None):
+    request = urllib.request.Request(
+        f"{url}{path}", method=method, data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as reply:
+        text = reply.read().decode()
+    return json.loads(text) if text else None
+
+
+@pytest.fixture
+def page(browser, lab, artefacts, request):
+    with new_page(browser, artefacts, request.node.name) as page:
+        yield page
     # Shut down the kernels this test started, as a student closing the notebook would.
-    url, token = lab
-    with urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=10) as reply:
-        kernels = json.load(reply)
-    for kernel in kernels:
-        request = urllib.request.Request(f"{url}/api/kernels/{kernel['id']}?token={token}",
-                                         method="DELETE")
-        urllib.request.urlopen(request, timeout=30).close()
+    for kernel in _api(*lab, "/api/kernels"):
+        _api(*lab, f"/api/kernels/{kernel['id']}", "DELETE")
 
 
 # --------------------------------------------------------------------------- UI steps
@@ -317,6 +347,10 @@ def test_assignment_wrong_then_right_answer_and_validate(page, lab):
     found = problems(page)
     assert len(found) == 1 and "NotImplementedError" in found[0], (
         f"after Run All the assignment should stop at task 1's empty answer cell: {found}")
+    # The students' lab (as `sscity lab` starts it) keeps Validate and hides the instructor tools.
+    assert page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .validate-button").count() == 1
+    assert page.locator("#jp-MainMenu .lm-MenuBar-itemLabel", has_text="Nbgrader").count() == 0, (
+        "students should not see the Nbgrader menu (Formgrader, Create Assignment)")
     setup = code_cell(page, "# Setup: run this cell first.")
     assert re.search(r"\[\d+\]", setup.locator(".jp-InputPrompt").inner_text()), "setup did not run"
 
@@ -357,3 +391,60 @@ def test_assignment_wrong_then_right_answer_and_validate(page, lab):
     assert "campus_to_stations_m" in body and "NameError" in body, body   # task 2's test
     assert "meeting_gdf" not in body, f"Validate still fails task 1 after the right answer: {body}"
     dialog.locator(".jp-Dialog-footer button").last.click()
+
+
+def test_instructor_grades_a_hand_graded_task_in_formgrader(browser, artefacts, tmp_path):
+    """One student's module 00 graded by `sscity course grade`; the instructor's lab on the
+    output folder (as `sscity lab --instructor` would on it: the documented "open DIR");
+    Nbgrader → Formgrader; Manual Grading flags exactly the hand-graded task; a score typed
+    in the grading page is saved in the gradebook and reaches grades.csv via `sscity course
+    report`."""
+    from sscity.course.demo import build_demo_class
+    from sscity.course.grade import grade
+
+    module, student, task = "00-orientation", "correct-01", "deck-vs-public"
+    build_demo_class(REPO, tmp_path, students=0, modules=[module], adversarial=["adv-stray-file"])
+    for folder in (tmp_path / "submissions").iterdir():
+        if folder.name != student:
+            shutil.rmtree(folder)
+    graded = tmp_path / "graded"
+    grade(REPO, tmp_path / "submissions", graded, jobs=1, cell_timeout=20, progress=False)
+    (tmp_path / "lab").mkdir()
+    with running_lab(graded, tmp_path / "lab", artefacts / "jupyterlab-instructor.log",
+                     instructor=True) as (url, token), \
+            new_page(browser, artefacts, "test_instructor_formgrader") as page:
+        page.goto(f"{url}/lab?reset&token={token}")
+        page.locator("#jp-MainMenu").wait_for()
+        menu(page, "Nbgrader", "Formgrader")
+        frame = page.frame_locator(".jp-MainAreaWidget iframe")
+        # Manage Assignments lists the graded module, with its one submission.
+        row = frame.locator("tr", has=frame.locator("td", has_text=module)).first
+        row.wait_for(timeout=60_000)
+        shot(page, "01-formgrader-in-lab")
+        assert re.search(r"\b1\b", row.inner_text()), row.inner_text()
+
+        page.goto(f"{url}/formgrader/gradebook/{module}/assignment")
+        page.locator("a", has_text="Submission #1").click()  # names are hidden by default
+        page.locator("input.score").first.wait_for()
+        shot(page, "02-grading-page")
+        flagged = [i.get_attribute("id") for i in page.locator("input.score.needs_manual_grade").all()]
+        assert flagged == [task], f"formgrader should flag only the hand-graded task: {flagged}"
+        score = page.locator(f"input.score#{task}")
+        score.scroll_into_view_if_needed()
+        score.fill("7")
+        score.press("Tab")
+        page.wait_for_function(
+            f"() => !document.getElementById('{task}').classList.contains('needs_manual_grade')",
+            timeout=30_000)
+        shot(page, "03-hand-grade-saved")
+
+        notebooks = _api(url, token, f"/formgrader/api/submitted_notebooks/{module}/assignment")
+        grades = _api(url, token, f"/formgrader/api/grades?submission_id={notebooks[0]['id']}")
+        hand = next(g for g in grades if g["name"] == task)
+        assert (hand["manual_score"], hand["needs_manual_grade"]) == (7, False), hand
+    report = subprocess.run([sys.executable, "-m", "sscity", "course", "report", str(graded)],
+                            capture_output=True, text=True, cwd=REPO)
+    assert report.returncode == 0, report.stdout + report.stderr
+    with open(graded / "grades.csv", newline="") as handle:
+        row = next(r for r in csv.DictReader(handle) if r["student"] == student)
+    assert float(row["manual_points_pending"]) == 0, row
