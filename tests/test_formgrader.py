@@ -113,6 +113,12 @@ class _Formgrader:
     def __init__(self, port: int, token: str):
         self.base, self.token = f"http://127.0.0.1:{port}", token
 
+    def page(self, path: str) -> str:
+        request = urllib.request.Request(self.base + path, headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert response.status == 200
+            return response.read().decode()
+
     def call(self, path: str, method: str = "GET", body: dict | None = None):
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base + path, data=data, method=method,
@@ -168,6 +174,8 @@ def _report(folder: Path) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_formgrader_lists_the_class_and_its_hand_grades_reach_the_csvs(formgrader):
     folder, client = formgrader
+    for page in ("/formgrader/manage_assignments", f"/formgrader/gradebook/{MODULE}/assignment"):
+        assert "nbgrader" in client.page(page).lower()  # formgrader's pages render (no error page)
     # Manage Assignments: the graded module, with its two submissions
     assignments = client.call("/formgrader/api/assignments")
     assert [(a["name"], a["num_submissions"]) for a in assignments] == [(MODULE, 2)]
@@ -180,6 +188,7 @@ def test_formgrader_lists_the_class_and_its_hand_grades_reach_the_csvs(formgrade
     assert {n["student"] for n in notebooks} == set(STUDENTS)
     correct = next(n for n in notebooks if n["student"] == "correct-01")
     grades = client.call(f"/formgrader/api/grades?submission_id={correct['id']}")
+    assert "deck-vs-public" in client.page(f"/formgrader/submissions/{correct['id']}/")  # the grading page
     waiting = [g for g in grades if g["needs_manual_grade"]]
     assert [g["name"] for g in waiting] == ["deck-vs-public"]
     assert all(g["auto_score"] is not None for g in grades if not g["needs_manual_grade"])
