@@ -9,6 +9,8 @@
     sscity course report DIR                      grades_by_track.csv again, with formgrader's hand grades
     sscity course demo                            a demo class built from the course, graded
     sscity course publish DEST [--japanese-first]  the student edition, smoke-tested
+    sscity course hub-config DEST --course-id ID --instructor NAME ...  a JupyterHub class server
+    sscity course stage-feedback MODULE --grades DIR   sscity's feedback for `nbgrader release_feedback`
     sscity data build                             regenerate the synthetic datasets from seeds
     sscity data verify                            datasets/ against datasets/MANIFEST
     sscity data manifest                          rewrite datasets/MANIFEST (authors)
@@ -93,9 +95,11 @@ def _print_grade_summary(run) -> None:
           f"{run.out / 'report.html'}, feedback in {run.out / 'feedback'}/ and the gradebook "
           f"{run.out / 'gradebook.db'}")
     if any(r.manual_points_pending for r in run.results):
-        print(f"Hand-graded tasks are pending in grades_by_track.csv: grade them in formgrader (open "
-              f"{run.out}), then run `sscity course report {run.out}`. / 手動採点の課題は formgrader "
-              "で採点した後、`sscity course report DIR` で grades_by_track.csv に加えます。")
+        print(f"Hand-graded tasks are pending in grades_by_track.csv: grade them in formgrader "
+              f"(`cd {run.out} && jupyter lab`, then Nbgrader → Formgrader → Manual Grading), then run "
+              f"`sscity course report {run.out}`. / 手動採点の課題は formgrader（`cd {run.out} && "
+              "jupyter lab` → Nbgrader → Formgrader → Manual Grading）で採点した後、"
+              "`sscity course report DIR` で grades_by_track.csv に加えます。")
 
 
 def _cmd_grade(args) -> int:
@@ -366,9 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     ver.set_defaults(func=_cmd_verify)
     grd = course_verbs.add_parser(
         "grade", help="grade a class: parallel, sandboxed nbgrader",
-        epilog="Hand-graded tasks: grade them in formgrader (open the --out folder), then "
-               "`sscity course report DIR` adds them to DIR/grades_by_track.csv. Grading into the "
-               "same folder again keeps the hand grades. / 手動採点の課題は formgrader で採点し、"
+        epilog="Hand-graded tasks: `cd DIR && jupyter lab`, then Nbgrader → Formgrader → Manual "
+               "Grading (DIR is an nbgrader course folder); then `sscity course report DIR` adds them "
+               "to DIR/grades_by_track.csv. Grading into the same folder again keeps the hand grades. "
+               "/ 手動採点の課題は `cd DIR && jupyter lab` で Formgrader を開いて採点し、"
                "`sscity course report DIR` で grades_by_track.csv に加えます。")
     grd.add_argument("submissions", help="folder <student>/<module>/*.ipynb, or a zip of one")
     grd.add_argument("--out", required=True, help="folder for grades, feedback and the report")
@@ -407,6 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
     lint = course_verbs.add_parser("lint", help="check the authoring rules")
     lint.add_argument("modules", nargs="*", metavar="MODULE")
     lint.set_defaults(func=_cmd_lint)
+    from .course.hub import add_hub_config_parser, add_stage_feedback_parser
+
+    add_hub_config_parser(course_verbs)
+    add_stage_feedback_parser(course_verbs)
 
     data = verbs.add_parser("data", help="datasets: build from seeds, verify checksums")
     data_verbs = data.add_subparsers(dest="verb", required=True)
