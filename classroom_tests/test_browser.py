@@ -385,8 +385,9 @@ def test_assignment_wrong_then_right_answer_and_validate(page, lab):
     dialog = page.locator(".jp-Dialog")
     dialog.wait_for(timeout=180_000)
     shot(page, "05-validate")
-    assert "Validation Results" in dialog.locator(".jp-Dialog-header").inner_text()
+    header = dialog.locator(".jp-Dialog-header").inner_text()
     body = dialog.locator(".jp-Dialog-body").inner_text()
+    assert "Validation Results" in header, f"Validate did not validate: {header}: {body}"
     # Tasks 2-6 are still unanswered, so Validate lists failing cells, but no longer task 1's.
     assert "The following cell failed" in body, body
     assert "campus_to_stations_m" in body and "NameError" in body, body   # task 2's test
