@@ -44,17 +44,47 @@ Run ``python -m sscity.mobility.world`` for the tracking checks against ideal ki
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pybullet as pb
-from pybullet_utils import bullet_client
 
 from .kinematics import saturate_twist
 from .metrics import capsule_distance
 from .params import GRAVITY_MPS2, QOLO, QoloConfig, QoloParams, get_config
+
+
+@contextlib.contextmanager
+def _c_output_silenced():
+    """Send the process's C-level stdout and stderr to /dev/null for a moment: pybullet prints
+    "pybullet build time: ..." on stderr when imported and "argv[0]=" on stdout when a
+    client connects, which a notebook shows under the cell (stderr as a red band)."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = [os.dup(1), os.dup(2)]
+    except (AttributeError, OSError, ValueError):  # no real file descriptors: nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+with _c_output_silenced():
+    import pybullet as pb
+    from pybullet_utils import bullet_client
 
 __all__ = ["ContactEvent", "QoloSim"]
 
@@ -169,7 +199,8 @@ class QoloSim:
         self.time_s = 0.0
         self.steps = 0
 
-        self.client = bullet_client.BulletClient(connection_mode=pb.DIRECT)
+        with _c_output_silenced():  # BulletClient prints "argv[0]=" from C
+            self.client = bullet_client.BulletClient(connection_mode=pb.DIRECT)
         c = self.client
         c.resetSimulation()
         c.setGravity(0, 0, -GRAVITY_MPS2)
