@@ -56,7 +56,13 @@ if not Path(CHROMIUM).is_file():  # pragma: no cover - depends on the machine
                 f"SSCITY_CHROMIUM にそのパスを設定してください。", allow_module_level=True)
 
 MODULES = Path(os.environ.get("SSCITY_BROWSER_MODULES") or REPO / "modules")
+# Two quick lessons by default; SSCITY_BROWSER_LESSONS=all (or a comma-separated list of
+# paths below modules/) runs others, e.g. before a release.
 LESSONS = ["00-orientation/lesson.ipynb", "06-capstone/lesson.ipynb"]
+if os.environ.get("SSCITY_BROWSER_LESSONS") == "all":
+    LESSONS = sorted(str(p.relative_to(MODULES)) for p in MODULES.glob("*/lesson.ipynb"))
+elif os.environ.get("SSCITY_BROWSER_LESSONS"):
+    LESSONS = [name.strip() for name in os.environ["SSCITY_BROWSER_LESSONS"].split(",") if name.strip()]
 ASSIGNMENT = "00-orientation/assignment.ipynb"
 SOLUTION = REPO / "solutions" / ASSIGNMENT
 RUN_ALL_TIMEOUT_S = 240
