@@ -3,6 +3,7 @@
 #   make demo       set up (if needed), release, build a demo class of 40 and grade it
 #   make test       set up (if needed), run the whole test suite
 #   make test-fast  the quick subset for development (no notebook execution)
+#   make test-classroom  JupyterLab in Chromium and a JupyterHub class server, end to end
 #   make verify     solution full marks, blank 0, known-wrong answers fail, per module
 #   make lab        JupyterLab on modules/ for students; PORT=8888, LAB_ARGS="--ip 0.0.0.0 --no-browser"
 #                   on a remote or headless machine, LAB_ARGS=--instructor for formgrader
@@ -33,7 +34,7 @@ else
 endif
 SSCITY := $(PYTHON) -m sscity
 
-.PHONY: help setup demo verify test test-fast lab lint bench release clean
+.PHONY: help setup demo verify test test-fast test-classroom lab lint bench release clean
 
 help:
 	@sed -n '2,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -74,6 +75,13 @@ test: setup
 
 test-fast: setup
 	$(PYTHON) -m pytest -m "not slow" -n $(JOBS)
+
+# The classroom end to end: a real browser (Debian's chromium, driven by Playwright) and a
+# JupyterHub with nbgrader's exchange (needs node's configurable-http-proxy and root for its
+# test accounts). Each test says why when it skips. .ci/run installs what they need.
+test-classroom: setup
+	$(PYTHON) -m pip install --quiet -e '.[test,classroom]'
+	$(PYTHON) -m pytest classroom_tests -q
 
 lab: setup
 	$(SSCITY) lab $(if $(PORT),--port $(PORT)) $(LAB_ARGS)
