@@ -34,6 +34,7 @@ from .model import (
 )
 from .notify import INBOX_SCHEME, Notifier
 from .query import Predicate, parse_q
+from .regex import LinearPattern, compile_linear
 from .storage import Store, dumps
 from .timeutil import canonical_datetime, now_iso
 
@@ -70,7 +71,7 @@ class EntityQuery:
 
     types: tuple[str, ...] | None = None
     ids: tuple[str, ...] | None = None
-    id_pattern: re.Pattern | None = None
+    id_pattern: LinearPattern | None = None
     q: Predicate | None = None
     attrs: frozenset[str] | None = None
     geo: geo.GeoQuery | None = None
@@ -96,7 +97,7 @@ class _Subscription:
     id: str
     doc: dict
     ctx: TermMap
-    selectors: list[tuple[str | None, str | None, re.Pattern | None]]
+    selectors: list[tuple[str | None, str | None, LinearPattern | None]]
     watched: frozenset[str] | None
     q: Predicate | None
     geo: geo.GeoQuery | None
@@ -944,16 +945,13 @@ def _geometry_of(attribute):
     return None
 
 
-def _compile_pattern(pattern) -> re.Pattern:
+def _compile_pattern(pattern) -> LinearPattern:
     if not isinstance(pattern, str) or not pattern:
         raise bad_data("idPattern must be a regular expression string such as urn:ngsi-ld:ParkingSpot:.*")
-    try:
-        return re.compile(pattern)
-    except re.error as err:
-        raise bad_data(f"idPattern {pattern!r} is not a valid regular expression: {err}.") from None
+    return compile_linear(pattern, "idPattern")
 
 
-def compile_id_pattern(pattern: str) -> re.Pattern:
+def compile_id_pattern(pattern: str) -> LinearPattern:
     """The compiled ``idPattern`` of a query; BadRequestData if it is not a regular expression."""
     return _compile_pattern(pattern)
 

@@ -1,6 +1,7 @@
 """The NGSI-LD query language (clause 4.9): ``q=`` filters on attribute values.
 
-Supported: ``== != > >= < <=``, ``~=`` and ``!~=`` (regular expressions, Python syntax),
+Supported: ``== != > >= < <=``, ``~=`` and ``!~=`` (regular expressions, Python syntax run by
+the linear-time RE2 engine of :mod:`.regex`: no backreferences or lookaround),
 ``;`` (AND, binds tighter) and ``|`` (OR), parentheses, ranges ``==1..5``, lists
 ``==a,b,"c d"``, quoted strings, ``true``/``false``, numbers, DateTimes (compared as
 instants), existence ``attr`` and non-existence ``!attr``. Attribute paths: ``a.b`` is the
@@ -19,10 +20,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import lru_cache
 
 from .errors import NgsiError, bad_data
 from .model import simplified_value
+from .regex import compile_linear
 from .timeutil import maybe_datetime
 
 MAX_Q_LENGTH = 4000
@@ -227,20 +228,15 @@ def _comparable(left, right) -> bool:
     return isinstance(left, str) and isinstance(right, str)
 
 
-@lru_cache(maxsize=256)
-def _compile_regex(pattern: str):
-    return re.compile(pattern)
-
-
 def _comparison(getter, operator: str, raw: str, reader: _Reader) -> Predicate:
     if operator in ("~=", "!~="):
         pattern = _literal(raw, reader)
         if not isinstance(pattern, str):
             pattern = raw
         try:
-            regex = _compile_regex(pattern)
-        except re.error as err:
-            raise reader.fail(f"invalid regular expression {pattern!r} ({err})") from None
+            regex = compile_linear(pattern, "q regular expression")
+        except NgsiError as err:
+            raise reader.fail(err.detail) from None
 
         def matches(attrs) -> bool:
             return any(isinstance(v, str) and regex.search(v) for v in getter(attrs))
