@@ -8,13 +8,16 @@ backtracking ``re`` answers at once, and costs the other clients of a server not
 from __future__ import annotations
 
 import gc
+import socket
 import threading
 import time
 
 import httpx
 import pytest
 from platform_support import COURSE_LINK, NGSI, assert_problem, http_client, start_server, stop_server
-from sscity.platform import Broker
+from sscity.platform import Broker, create_app
+from sscity.platform.app import MAX_BODY_BYTES, MAX_URL_BYTES
+from sscity.platform.client import InProcessTransport
 
 CATASTROPHIC = '(a+)+$'
 LONG_A = "a" * 40 + "!"  # Python's re: about 2**40 steps; RE2: 41
@@ -79,41 +82,99 @@ def test_an_invalid_or_surrogate_pattern_is_a_400(notes):
     assert response.status_code in (200, 400), response.text
 
 
-def test_a_catastrophic_regex_costs_other_clients_under_100_ms():
+@pytest.fixture(scope="module")
+def server():
     proc, url = start_server(None)
+    yield url
+    stop_server(proc)
+
+
+def test_a_catastrophic_regex_costs_other_clients_under_100_ms(server):
+    url = server
+    with httpx.Client(base_url=url, headers={"Link": COURSE_LINK}, timeout=5.0) as client:
+        assert client.post(f"{NGSI}/entities", json=_text_entity(0, "a" * 2000 + "!")).status_code == 201
+        assert client.post(f"{NGSI}/entities", json=_text_entity(1, "hello")).status_code == 201
+        stop = threading.Event()
+        attacks = []
+
+        def attack():
+            with httpx.Client(base_url=url, headers={"Link": COURSE_LINK}, timeout=5.0) as attacker:
+                while not stop.is_set():
+                    try:
+                        attacks.append(attacker.get(f"{NGSI}/entities", params={
+                            "type": "Note", "q": f's~="{CATASTROPHIC}"'}).status_code)
+                    except httpx.TimeoutException:
+                        attacks.append("timeout")
+
+        thread = threading.Thread(target=attack, daemon=True)
+        thread.start()
+        times = []
+        gc.collect()
+        gc.freeze()  # a collection of the test process's own objects is not the server's delay
+        try:
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline:
+                start = time.perf_counter()
+                response = client.get(f"{NGSI}/entities/urn:ngsi-ld:Note:1")
+                times.append(time.perf_counter() - start)
+                assert response.status_code == 200
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+            gc.unfreeze()
+    assert attacks and set(attacks) == {200}, attacks[:5]
+    assert len(times) >= 10 and max(times) < 0.1, (len(times), max(times))
+
+
+# -- request size ------------------------------------------------------------------------
+
+
+def test_a_body_over_the_limit_is_a_413_announced_or_chunked():
+    broker = Broker(":memory:")
     try:
-        with httpx.Client(base_url=url, headers={"Link": COURSE_LINK}, timeout=5.0) as client:
-            assert client.post(f"{NGSI}/entities", json=_text_entity(0, "a" * 2000 + "!")).status_code == 201
-            assert client.post(f"{NGSI}/entities", json=_text_entity(1, "hello")).status_code == 201
-            stop = threading.Event()
-            attacks = []
-
-            def attack():
-                with httpx.Client(base_url=url, headers={"Link": COURSE_LINK}, timeout=5.0) as attacker:
-                    while not stop.is_set():
-                        try:
-                            attacks.append(attacker.get(f"{NGSI}/entities", params={
-                                "type": "Note", "q": f's~="{CATASTROPHIC}"'}).status_code)
-                        except httpx.TimeoutException:
-                            attacks.append("timeout")
-
-            thread = threading.Thread(target=attack, daemon=True)
-            thread.start()
-            times = []
-            gc.collect()
-            gc.freeze()  # a collection of the test process's own objects is not the server's delay
-            try:
-                deadline = time.monotonic() + 1.5
-                while time.monotonic() < deadline:
-                    start = time.perf_counter()
-                    response = client.get(f"{NGSI}/entities/urn:ngsi-ld:Note:1")
-                    times.append(time.perf_counter() - start)
-                    assert response.status_code == 200
-            finally:
-                stop.set()
-                thread.join(timeout=10)
-                gc.unfreeze()
-        assert attacks and set(attacks) == {200}, attacks[:5]
-        assert len(times) >= 10 and max(times) < 0.1, (len(times), max(times))
+        app = create_app(broker, max_body_bytes=1000)
+        with httpx.Client(base_url="http://broker.test", transport=InProcessTransport(app),
+                          headers={"Link": COURSE_LINK, "Content-Type": "application/json"}) as client:
+            big = b'{"id": "urn:ngsi-ld:T:1", "type": "T", "n": "' + b"x" * 1000 + b'"}'
+            body = assert_problem(client.post(f"{NGSI}/entities", content=big), 413, "InvalidRequest")
+            assert "1,000 bytes" in body["detail"] and body["title"] == "Payload too large"
+            chunked = client.post(f"{NGSI}/entities", content=iter([big[:600], big[600:]]))
+            assert_problem(chunked, 413, "InvalidRequest")
+            small = b'{"id": "urn:ngsi-ld:T:1", "type": "T"}'
+            assert client.post(f"{NGSI}/entities", content=small).status_code == 201
+            assert app.state.broker is broker  # the wrapper shows the Starlette app's attributes
     finally:
-        stop_server(proc)
+        broker.close()
+
+
+def test_a_url_over_the_limit_is_a_414(notes):
+    response = notes.get(f"{NGSI}/entities?type=Note&q=" + "a" * MAX_URL_BYTES)
+    body = assert_problem(response, 414, "InvalidRequest")
+    assert f"{MAX_URL_BYTES:,}" in body["detail"]
+    assert notes.get(f"{NGSI}/entities?type=Note&q=s~=" + "a" * 100).status_code == 200
+
+
+def _raw_request(url: str, head: bytes, body: bytes = b"") -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head + body)
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        return reply
+
+
+def test_over_http_a_huge_url_is_a_414_and_a_huge_body_a_413_not_a_reset(server):
+    long_url = b"/ngsi-ld/v1/entities?q=" + b"a" * 200_000  # over httpx's own limit: a raw socket
+    reply = _raw_request(server, b"GET " + long_url + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 414 "), reply[:200]
+    assert b"application/problem+json" in reply
+    # 413 comes from the Content-Length alone: the server answers before the body is sent
+    head = (f"POST /ngsi-ld/v1/entities HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {200 * MAX_BODY_BYTES}\r\n\r\n").encode()
+    reply = _raw_request(server, head)
+    assert reply.startswith(b"HTTP/1.1 413 "), reply[:200]
+    assert httpx.get(f"{server}/actuator/health").status_code == 200

@@ -14,7 +14,9 @@ it does what clause 6 of NGSI-LD asks of the HTTP binding:
   InvalidRequest; nothing a client sends produces a 500;
 - pagination (6.3.10) with ``limit``/``offset`` and ``Link`` rel="next"/"prev", the
   ``NGSILD-Results-Count`` header for ``count=true`` (6.3.13);
-- tenants (6.3.14) from the ``NGSILD-Tenant`` header.
+- tenants (6.3.14) from the ``NGSILD-Tenant`` header;
+- limits: a body over :data:`MAX_BODY_BYTES` (8 MiB, ``create_app(max_body_bytes=)``) is a
+  413 before it is read whole, a path and query over :data:`MAX_URL_BYTES` (8 KiB) a 414.
 
 Besides NGSI-LD: ``GET /version``, ``GET /actuator/health`` (clients probe them on start),
 and ``GET|DELETE /sscity/inbox/<name>`` for in-process notification inboxes.
@@ -55,6 +57,12 @@ GEO_JSON = "application/geo+json"
 PROBLEM = "application/problem+json"
 BASE = "/ngsi-ld/v1"
 _BODY_METHODS = ("POST", "PATCH", "PUT")
+#: Largest request body accepted (bytes); a larger one is a 413 before it is read whole. 8 MiB
+#: holds a batch of 1,000 entities with long geometries (the client's chunk), and bounds the
+#: memory one request can take on a shared class server.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+#: Longest request target (path and query string, bytes) accepted; a longer one is a 414.
+MAX_URL_BYTES = 8 * 1024
 _log = logging.getLogger(__name__)
 
 try:  # the package version, shown by /version
@@ -570,26 +578,41 @@ _ROUTES = {
 _GEO_RESOURCES = ("entities", "entity")
 
 
-def create_app(broker: Broker) -> Starlette:
+def create_app(broker: Broker, max_body_bytes: int = MAX_BODY_BYTES,
+               max_url_bytes: int = MAX_URL_BYTES):
     """The Starlette application of ``broker``.
 
     Parameters
     ----------
     broker : Broker
         The broker whose operations the application serves.
+    max_body_bytes : int
+        Largest request body accepted: a body announced (``Content-Length``) or found
+        (chunked) to be larger is answered 413 PayloadTooLarge without being read whole.
+    max_url_bytes : int
+        Longest path and query string accepted; a longer one is answered 414 UriTooLong.
 
     Returns
     -------
-    starlette.applications.Starlette
-        An ASGI application: run it with uvicorn (``sscity platform serve``) or call it in
-        process (``sscity.platform.Client``).
+    ASGI application
+        The Starlette application behind a thin limits wrapper (its attributes, such as
+        ``state``, are those of the Starlette app): run it with uvicorn (``sscity platform
+        serve``) or call it in process (``sscity.platform.Client``).
     """
     handlers = Handlers(broker)
     methods = {name: {method: getattr(handlers, attr) for method, attr in table.items()}
                for name, table in _ROUTES.items()}
 
     async def ngsi(request: Request) -> Response:
-        body = await request.body() if request.method in _BODY_METHODS else b""
+        body = b""
+        if request.method in _BODY_METHODS:
+            chunks, size = [], 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_body_bytes:
+                    return problem_response(too_large(max_body_bytes), headers={"Connection": "close"})
+                chunks.append(chunk)
+            body = b"".join(chunks)
         return dispatch(request, body)
 
     def dispatch(request: Request, body: bytes) -> Response:
@@ -664,4 +687,56 @@ def create_app(broker: Broker) -> Starlette:
 
     app = Starlette(routes=routes, exception_handlers={404: no_route, 405: no_route})
     app.state.broker = broker
-    return app
+    app.state.max_body_bytes = max_body_bytes
+    app.state.max_url_bytes = max_url_bytes
+    return _Limits(app, max_body_bytes, max_url_bytes)
+
+
+def too_large(max_body_bytes: int) -> NgsiError:
+    """The 413 of a body over the limit."""
+    return NgsiError("PayloadTooLarge", f"The request body is larger than the broker accepts "
+                     f"({max_body_bytes:,} bytes). Send fewer entities per request (a batch in chunks, "
+                     "e.g. Client.batch_upsert(..., chunk_size=100)).")
+
+
+class _Limits:
+    """ASGI wrapper: 414 for an over-long URL, 413 for an announced over-large body, at once.
+
+    Bodies sent without ``Content-Length`` (chunked) are counted as they are read by the
+    NGSI-LD endpoint, which stops at the limit. Attributes of the wrapped Starlette app
+    (``state``, ``routes``...) are reachable through this object.
+    """
+
+    def __init__(self, app: Starlette, max_body_bytes: int, max_url_bytes: int):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_url_bytes = max_url_bytes
+
+    def __getattr__(self, name):
+        return getattr(self.app, name)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            error = None
+            target = len(scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")) \
+                + len(scope.get("query_string", b""))
+            if target > self.max_url_bytes:
+                error = NgsiError("UriTooLong", f"The request URL is {target:,} bytes long; the broker "
+                                  f"accepts at most {self.max_url_bytes:,}. Send fewer ids or attributes "
+                                  "per request, or a shorter q.")
+            else:
+                for key, value in scope.get("headers", ()):
+                    if key == b"content-length":
+                        try:
+                            declared = int(value)
+                        except ValueError:
+                            error = invalid_request("The Content-Length header is not a number.")
+                        else:
+                            if declared > self.max_body_bytes:
+                                error = too_large(self.max_body_bytes)
+                        break
+            if error is not None:
+                response = problem_response(error, headers={"Connection": "close"})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -28,11 +28,15 @@ ERROR_KINDS: dict[str, tuple[int, str]] = {
     "UnsupportedMediaType": (415, "Unsupported media type"),
     "NotAcceptable": (406, "Not acceptable"),
     "MethodNotAllowed": (405, "Method not allowed"),
+    # Resource limits of the HTTP binding (RFC 9110, 15.5.14 and 15.5.15).
+    "PayloadTooLarge": (413, "Payload too large"),
+    "UriTooLong": (414, "URI too long"),
 }
 
-# The media-type and method errors are reported with the InvalidRequest type URI.
+# The media-type, method and size errors are reported with the InvalidRequest type URI.
 _TYPE_ALIASES = {"UnsupportedMediaType": "InvalidRequest", "NotAcceptable": "InvalidRequest",
-                 "MethodNotAllowed": "InvalidRequest"}
+                 "MethodNotAllowed": "InvalidRequest", "PayloadTooLarge": "InvalidRequest",
+                 "UriTooLong": "InvalidRequest"}
 
 
 class NgsiError(Exception):

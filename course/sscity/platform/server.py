@@ -24,6 +24,10 @@ from pathlib import Path
 
 DEFAULT_PORT = 1026  # the port of Orion-LD, so clients need no change
 SOCKET_MODE = 0o666  # any user may connect: the folder around the socket decides who can reach it
+#: The HTTP parser (h11) reads a request line and headers of up to this many bytes: a URL
+#: longer than the broker's limit (8 KiB) but shorter than this gets a 414 ProblemDetails;
+#: only a request head over 1 MiB is refused by the parser itself (400, connection closed).
+MAX_HEADER_BYTES = 1024 * 1024
 _MAX_SOCKET_PATH = 103 if sys.platform == "darwin" else 107  # bytes of sun_path, less its final NUL
 
 
@@ -110,7 +114,8 @@ def _exit_cleanly_on_sigterm():
 
 
 def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, db: str | Path | None = None,
-          log_level: str = "warning", uds: str | Path | None = None) -> None:
+          log_level: str = "warning", uds: str | Path | None = None,
+          max_body: int | None = None) -> None:
     """Serve the NGSI-LD API on ``http://host:port/ngsi-ld/v1`` (or a Unix socket) until interrupted.
 
     Parameters
@@ -134,6 +139,9 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, db: str | Path | No
         stops. A socket left behind by a killed server is replaced; a path that is not a
         socket, or one another server listens on, is refused. Clients use
         ``Client(url="http+unix:///absolute/path/of/the.sock")``.
+    max_body : int, optional
+        Largest request body in bytes (default :data:`~sscity.platform.app.MAX_BODY_BYTES`,
+        8 MiB); a larger one is answered 413 before it is read whole.
 
     Raises
     ------
@@ -145,13 +153,18 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, db: str | Path | No
     """
     import uvicorn
 
+    from .app import MAX_BODY_BYTES, create_app
     from .broker import Broker
 
+    if max_body is not None and max_body < 1:
+        raise ValueError(f"max_body must be a positive number of bytes, got {max_body}.")
+    limits = {"max_body_bytes": max_body or MAX_BODY_BYTES}
+    options = {"log_level": log_level, "access_log": False, "lifespan": "off", "server_header": False,
+               "date_header": False, "h11_max_incomplete_event_size": MAX_HEADER_BYTES}
     if uds is None:
         broker = Broker(db if db is not None else ":memory:")
         try:
-            uvicorn.run(broker.app, host=host, port=port, log_level=log_level, access_log=False,
-                        lifespan="off", server_header=False, date_header=False)
+            uvicorn.run(create_app(broker, **limits), host=host, port=port, **options)
         finally:
             broker.close()
         return
@@ -165,8 +178,7 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, db: str | Path | No
             ours = _identity(uds)
             broker = Broker(db if db is not None else ":memory:")
             try:
-                uvicorn.run(broker.app, fd=sock.fileno(), log_level=log_level, access_log=False,
-                            lifespan="off", server_header=False, date_header=False)
+                uvicorn.run(create_app(broker, **limits), fd=sock.fileno(), **options)
             finally:
                 broker.close()
         finally:
