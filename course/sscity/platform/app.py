@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from functools import lru_cache
 from urllib.parse import quote, unquote, urlencode
 
@@ -61,6 +62,9 @@ _BODY_METHODS = ("POST", "PATCH", "PUT")
 #: holds a batch of 1,000 entities with long geometries (the client's chunk), and bounds the
 #: memory one request can take on a shared class server.
 MAX_BODY_BYTES = 8 * 1024 * 1024
+#: Largest limit/offset/lastN accepted (SQLite integers are 64-bit; this is far beyond them).
+MAX_INT_PARAM = 2**31 - 1
+_DIGITS = re.compile(r"[0-9]{1,12}\Z")
 #: Longest request target (path and query string, bytes) accepted; a longer one is a 414.
 MAX_URL_BYTES = 8 * 1024
 _log = logging.getLogger(__name__)
@@ -121,10 +125,41 @@ def parse_json(body: bytes):
     if not body.strip():
         raise invalid_request("The request body is empty; send a JSON document.")
     try:
-        return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise invalid_request(f"The body is not valid UTF-8 (byte {err.start}: {err.reason}); send JSON "
+                              "text encoded as UTF-8.") from None
+    try:
+        document = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as err:
         raise invalid_request(f"The body is not valid JSON ({err}). Check quotes, commas and brackets; "
                               "a JSON linter shows the exact place.") from None
+    if _SURROGATE_ESCAPE.search(text):
+        _check_no_surrogates(document)
+    return document
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check_no_surrogates(document) -> None:
+    """BadRequestData if a string of ``document`` holds a lone surrogate (``"\\ud800"``)."""
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = item.encode("utf-8", "backslashreplace").decode("ascii", "replace")[:60]
+                raise bad_data(f"The string {shown!r} contains a lone surrogate escape (\\ud800-\\udfff "
+                               "without its pair), which is not a Unicode character. Send the character "
+                               "itself, or both halves of a surrogate pair.") from None
 
 
 class Call:
@@ -195,12 +230,10 @@ class Call:
         text = self.params.get(name)
         if text is None:
             return default
-        try:
-            value = int(text)
-        except ValueError:
-            value = minimum - 1
-        if value < minimum:
-            raise bad_data(f"{name} must be an integer of at least {minimum}, got {text!r}.")
+        value = int(text) if _DIGITS.match(text) else minimum - 1
+        if value < minimum or value > MAX_INT_PARAM:
+            raise bad_data(f"{name} must be a whole number from {minimum} to {MAX_INT_PARAM:,}, got "
+                           f"{text[:40]!r}.")
         return value
 
 
