@@ -10,12 +10,16 @@ RE2 accepts the Python syntax students write (classes, ``(?P<name>...)``, ``(?i)
 anchors, counted repetition up to 1000) but not the two features that need backtracking:
 backreferences (``\\1``) and lookaround (``(?=...)``, ``(?!...)``, ``(?<=...)``,
 ``(?<!...)``). Such a pattern is refused with a 400 BadRequestData that names the
-problem, never run with the backtracking engine.
+problem, never run with the backtracking engine. Smaller differences from Python's ``re``:
+``\\d``, ``\\w``, ``\\s`` and ``\\b`` are ASCII-only (Python's also match other scripts' digits
+and letters), ``$`` matches only at the very end (Python's also before a final newline), and
+``\\Z`` is refused (write ``$``).
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from functools import lru_cache
 
 import re2
@@ -77,7 +81,9 @@ def compile_linear(pattern: str, what: str = "regular expression") -> LinearPatt
         raise bad_data(f"The {what} {pattern!r} contains a lone surrogate (such as \\ud800), which is "
                        "not a Unicode character; send valid UTF-8 text.") from None
     try:
-        re.compile(pattern)
+        with warnings.catch_warnings():  # "possible nested set" and the like: not the client's news
+            warnings.simplefilter("ignore")
+            re.compile(pattern)
     except (re.error, RecursionError, OverflowError) as err:
         raise bad_data(f"The {what} {pattern!r} is not a valid regular expression: {err}.") from None
     try:
