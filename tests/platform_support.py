@@ -55,11 +55,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(db: Path | None, port: int | None = None, timeout_s: float = 30.0):
+def start_server(db: Path | None, port: int | None = None, timeout_s: float = 30.0,
+                 extra_args: tuple[str, ...] = ()):
     """Start ``sscity platform serve`` in a subprocess and wait until it answers; returns (proc, url)."""
     port = port or free_port()
     command = [sys.executable, "-m", "sscity", "platform", "serve", "--port", str(port)]
     command += ["--db", str(db)] if db is not None else ["--memory"]
+    command += list(extra_args)
     env = dict(os.environ)
     env.pop("SSCITY_BROKER_URL", None)
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

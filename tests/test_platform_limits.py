@@ -266,3 +266,18 @@ def test_bad_bodies_are_400s_that_say_what_to_fix(notes, body, says):
 def test_bad_paging_is_a_400_that_says_the_range(notes, query):
     body = assert_problem(notes.get(f"{NGSI}/entities?type=Note&{query}"), 400, "BadRequestData")
     assert "must be a whole number from 0 to" in body["detail"]
+
+
+def test_the_serve_command_takes_its_body_limit_from_the_command_line():
+    proc, url = start_server(None, extra_args=("--max-body", "2000"))
+    try:
+        small = {"id": "urn:ngsi-ld:Note:small", "type": "Note",
+                 "text": {"type": "Property", "value": "x" * 100}}
+        large = {"id": "urn:ngsi-ld:Note:large", "type": "Note",
+                 "text": {"type": "Property", "value": "x" * 5000}}
+        headers = {"Content-Type": "application/json", "Link": COURSE_LINK}
+        assert httpx.post(f"{url}{NGSI}/entities", json=small, headers=headers).status_code == 201
+        refused = httpx.post(f"{url}{NGSI}/entities", json=large, headers=headers)
+        assert refused.status_code == 413
+    finally:
+        stop_server(proc)

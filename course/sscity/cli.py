@@ -235,12 +235,12 @@ def _cmd_platform_serve(args) -> int:
         print(f"NGSI-LD broker on the Unix socket {uds}, {where}. Reach it with "
               f"Client(url=\"http+unix://{uds}\") or SSCITY_BROKER_URL=http+unix://{uds}. "
               "Stop it with Ctrl+C.", flush=True)
-        serve(db=db, uds=uds)
+        serve(db=db, uds=uds, max_body=args.max_body)
         return 0
     host = "127.0.0.1" if args.host is None else args.host
     port = DEFAULT_PORT if args.port is None else args.port
     print(f"NGSI-LD broker on http://{host}:{port}/ngsi-ld/v1, {where}. Stop it with Ctrl+C.", flush=True)
-    serve(host=host, port=port, db=db)
+    serve(host=host, port=port, db=db, max_body=args.max_body)
     return 0
 
 
@@ -441,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     pserve.add_argument("--db", help="SQLite database file, kept across restarts")
     pserve.add_argument("--memory", action="store_true", help="keep everything in memory (the default "
                         "without --db)")
+    pserve.add_argument("--max-body", type=int, metavar="BYTES",
+                        help="largest request body in bytes (default 8 MiB); a larger one gets 413")
     pserve.set_defaults(func=_cmd_platform_serve)
 
     city = verbs.add_parser("city", help="the through-line: the whole SYNTHETIC city on the platform")
