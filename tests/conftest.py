@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import nbformat
@@ -53,3 +56,20 @@ def make_notebook(cells, module="99-test", name="assignment", kind="solutions", 
 
 
 __all__ = ["ROOT", "graded", "make_notebook", "new_code_cell", "new_markdown_cell", "run_sscity"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_get(url: str, token: str) -> tuple[int, str]:
+    """GET ``url`` from a Jupyter server with its token: (status, body); an HTTP error's body is ''."""
+    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, ""

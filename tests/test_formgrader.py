@@ -14,7 +14,6 @@ import csv
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, free_port
 from sscity.course.demo import build_demo_class
 from sscity.course.grade import grade
 
@@ -103,12 +102,6 @@ def test_grades_csv_seconds_is_the_real_time_of_each_submission(graded_class):
 
 # --- formgrader's server ---------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _Formgrader:
     def __init__(self, port: int, token: str):
         self.base, self.token = f"http://127.0.0.1:{port}", token
@@ -134,7 +127,7 @@ def formgrader(graded_class, tmp_path):
     base, _ = graded_class
     folder = tmp_path / "graded"
     shutil.copytree(base / "graded", folder)
-    port, token = _free_port(), "sscity-formgrader-test"
+    port, token = free_port(), "sscity-formgrader-test"
     env = dict(_env(), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
     server = subprocess.Popen([sys.executable, "-m", "jupyter", "server", "--no-browser",

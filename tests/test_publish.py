@@ -9,16 +9,13 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import nbformat
 import pytest
-from conftest import ROOT, graded, new_code_cell, new_markdown_cell, run_sscity
+from conftest import ROOT, free_port, graded, http_get, new_code_cell, new_markdown_cell, run_sscity
 from nbformat.v4 import new_notebook
 from nbgrader.utils import compute_checksum
 from sscity.course.notebooks import CourseRootError, course_root, without_magics
@@ -154,26 +151,11 @@ def test_the_edition_is_a_course_root_for_students_only(tmp_path):
     assert done.returncode == 2 and "student edition" in done.stderr, done.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get(url: str, token: str) -> tuple[int, str]:
-    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, ""
-
-
 class _Lab:
     """``sscity lab ARGS`` on a free port, until the block ends."""
 
     def __init__(self, *args, cwd=ROOT):
-        self.token, port = "test-token", _free_port()
+        self.token, port = "test-token", free_port()
         self.base = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "sscity", "lab", "--port", str(port), "--no-browser",
@@ -181,7 +163,7 @@ class _Lab:
             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
     def get(self, path):
-        return _get(self.base + path, self.token)
+        return http_get(self.base + path, self.token)
 
     def __enter__(self):
         deadline = time.monotonic() + 90

@@ -16,16 +16,14 @@ import re
 import shutil
 import signal
 import site
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import free_port, http_get
 from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parents[1]
@@ -62,21 +60,6 @@ def test_released_notebook_runs(path):
     else:
         unexpected = [e for e in errors if e[1] not in EXPECTED_IN_BLANK]
         assert not unexpected, unexpected
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get(url: str, token: str) -> tuple[int, str]:
-    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, ""
 
 
 def _page_config(html: str) -> dict:
@@ -137,7 +120,7 @@ def test_the_readme_commands_work_from_a_fresh_clone(tmp_path):
     dry = subprocess.run(["make", "-n", "lab"], cwd=clone, env=conda, capture_output=True, text=True)
     assert dry.stdout.strip().startswith("python -m sscity lab"), dry.stdout
 
-    port, token = _free_port(), "edition-smoke-test"
+    port, token = free_port(), "edition-smoke-test"
     lab = subprocess.Popen([*commands[1].split(), f"PORT={port}",
                             f"LAB_ARGS=--no-browser --token {token}"], cwd=clone, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -147,7 +130,7 @@ def test_the_readme_commands_work_from_a_fresh_clone(tmp_path):
         deadline = time.monotonic() + 120
         while True:
             try:
-                status, body = _get(f"{base}/api/status", token)
+                status, body = http_get(f"{base}/api/status", token)
             except OSError:
                 status = None
             if status == 200:
@@ -155,17 +138,17 @@ def test_the_readme_commands_work_from_a_fresh_clone(tmp_path):
             assert lab.poll() is None, f"make lab stopped:\n{lab.stdout.read()[-3000:]}"
             assert time.monotonic() < deadline, "JupyterLab did not answer /api/status in 120 s"
             time.sleep(0.5)
-        status, listing = _get(f"{base}/api/contents", token)
+        status, listing = http_get(f"{base}/api/contents", token)
         names = {item["name"] for item in json.loads(listing)["content"]}
         assert "00-orientation" in names, names  # the server's root is the clone's modules/
-        status, html = _get(f"{base}/lab", token)
+        status, html = http_get(f"{base}/lab", token)
         disabled = _page_config(html).get("disabledExtensions", [])
         for plugin in ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
                        "@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:course-list"):
             assert plugin in disabled, f"students see {plugin}: disabled only {disabled}"
         assert "@jupyter/nbgrader:validate-assignment" not in disabled  # Validate stays
         for path in ("/formgrader", "/formgraders", "/assignments", "/courses"):
-            assert _get(base + path, token)[0] == 404, f"{path} is served to students"
+            assert http_get(base + path, token)[0] == 404, f"{path} is served to students"
     finally:
         os.killpg(lab.pid, signal.SIGTERM)
         try:

@@ -709,19 +709,24 @@ def _literal_text(node) -> str | None:
     return None
 
 
+def _code_cell_trees(nb: CourseNotebook, containing: str = ""):
+    """``(index, ast tree)`` of each code cell that parses (and holds ``containing``)."""
+    for index, cell in enumerate(nb.nb.cells):
+        if cell.cell_type != "code" or containing not in cell.source:
+            continue
+        try:
+            yield index, ast.parse(without_magics(cell.source))
+        except SyntaxError:
+            continue
+
+
 def check_bilingual_figure_labels(notebooks: list[CourseNotebook]) -> list[str]:
     """Titles, axis labels and legend labels written in a notebook are in English and
     Japanese: a literal with two or more English words and no Japanese is flagged (a name
     such as "pybullet", units and symbols pass)."""
     problems = []
     for nb in notebooks:
-        for index, cell in enumerate(nb.nb.cells):
-            if cell.cell_type != "code":
-                continue
-            try:
-                tree = ast.parse(without_magics(cell.source))
-            except SyntaxError:
-                continue
+        for index, tree in _code_cell_trees(nb):
             for node in ast.walk(tree):
                 if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
                     continue
@@ -750,13 +755,7 @@ def check_legend_sizes(notebooks: list[CourseNotebook]) -> list[str]:
     a 7-pt legend in a figure scaled to the width of a notebook cannot be read."""
     problems = []
     for nb in notebooks:
-        for index, cell in enumerate(nb.nb.cells):
-            if cell.cell_type != "code" or "legend" not in cell.source:
-                continue
-            try:
-                tree = ast.parse(without_magics(cell.source))
-            except SyntaxError:
-                continue
+        for index, tree in _code_cell_trees(nb, containing="legend"):
             for node in ast.walk(tree):
                 if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                         and node.func.attr == "legend"):
