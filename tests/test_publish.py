@@ -8,10 +8,12 @@ import filecmp
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -157,10 +159,15 @@ class _Lab:
     def __init__(self, *args, cwd=ROOT):
         self.token, port = "test-token", free_port()
         self.base = f"http://127.0.0.1:{port}"
+        # As from a venv that is not activated (`.venv/bin/python -m sscity lab`): the venv's
+        # scripts (alembic, which nbgrader runs to create a gradebook) are not on PATH.
+        scripts = str(Path(sys.executable).parent)
+        path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p != scripts]
         self.process = subprocess.Popen(
             [sys.executable, "-m", "sscity", "lab", "--port", str(port), "--no-browser",
              "--token", self.token, *args], cwd=cwd, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            env={**os.environ, "PATH": os.pathsep.join(path)})
 
     def get(self, path):
         return http_get(self.base + path, self.token)
@@ -198,8 +205,15 @@ INSTRUCTOR_PLUGINS = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-
 
 
 @pytest.mark.slow
-def test_sscity_lab_hides_instructor_tools_from_students_and_serves_formgrader_to_instructors():
+def test_sscity_lab_hides_instructor_tools_from_students_and_serves_formgrader_to_instructors(
+        tmp_path):
     module = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())[0]
+    # The instructor's server runs on a copy of the course with no gradebook.db yet (as in a
+    # fresh clone), so formgrader must create one; the repository's own is left alone.
+    course = tmp_path / "course"
+    for folder in ("solutions", "modules"):
+        shutil.copytree(ROOT / folder, course / folder)
+    shutil.copy(ROOT / "nbgrader_config.py", course)
     with _Lab() as lab:  # students: modules/, no formgrader, no exchange lists
         assert lab.get(f"/api/contents/{module}")[0] == 200
         disabled = _disabled_plugins(lab.get("/lab")[1])
@@ -207,7 +221,7 @@ def test_sscity_lab_hides_instructor_tools_from_students_and_serves_formgrader_t
         assert "@jupyter/nbgrader:validate-assignment" not in disabled
         for path in ("/formgrader", "/formgraders", "/assignments", "/courses"):
             assert lab.get(path)[0] == 404, f"{path} is served to students"
-    with _Lab("--instructor") as lab:  # instructors: the repository, formgrader and its links
+    with _Lab("--instructor", cwd=course) as lab:  # instructors: formgrader and its links
         assert not set(INSTRUCTOR_PLUGINS) & set(_disabled_plugins(lab.get("/lab")[1]))
         status, listing = lab.get("/formgrader/api/assignments")
         assert status == 200
@@ -215,6 +229,7 @@ def test_sscity_lab_hides_instructor_tools_from_students_and_serves_formgrader_t
         assert module in {a["name"] for a in assignments}
         for assignment in assignments:  # formgrader links to solutions/ and modules/ resolve
             assert lab.get(f"/api/contents/{assignment['source_path']}")[0] == 200, assignment
+    assert (course / "gradebook.db").is_file()
 
 
 # --- the reordering, on small examples -----------------------------------------------------

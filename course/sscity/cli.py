@@ -301,7 +301,9 @@ def _student_lab_config() -> Path:
 
 def lab_command(root: Path, args) -> tuple[list[str], dict[str, str], Path]:
     """(command, environment, notebook folder) of ``sscity lab`` for ``args``."""
-    env = os.environ.copy()
+    from .course.release import with_scripts_on_path
+
+    env = with_scripts_on_path(os.environ)
     # Formgrader needs the server's root at the repository (its nbgrader_config.py).
     folder = root if args.instructor else root / "modules"
     command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder}"]

@@ -97,8 +97,11 @@ def test_the_readme_commands_work_from_a_fresh_clone(tmp_path):
                               "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              check=True, capture_output=True, text=True).stdout.strip()
     Path(purelib, "_outer_packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    # A student's fresh shell: no course settings, and not inside the `make test` that may have
+    # started this run (its MAKELEVEL/MAKEFLAGS would make `make -n` print "Entering directory").
     env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "SSCITY_DATASETS", "CONDA_PREFIX", "CONDA_DEFAULT_ENV")}
+           if k not in ("PYTHONPATH", "SSCITY_DATASETS", "CONDA_PREFIX", "CONDA_DEFAULT_ENV",
+                        "MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")}
     # pip fetches only what the build needs (setuptools, wheel) and pip itself from the
     # package index: every dependency is already there.
     env.update(VIRTUAL_ENV=str(env_dir), PATH=f"{env_dir / 'bin'}{os.pathsep}{env['PATH']}",

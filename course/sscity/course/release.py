@@ -29,13 +29,24 @@ _NBGRADER_LAUNCHER = (
 )
 
 
+def with_scripts_on_path(environ) -> dict[str, str]:
+    """A copy of ``environ`` with this interpreter's scripts folder first on ``PATH``.
+
+    nbgrader's gradebook runs the ``alembic`` command found on PATH when it creates a new
+    gradebook.db; from a venv that is not activated (as ``make`` and ``.venv/bin/python -m
+    sscity`` use it) that command is otherwise missing and formgrader answers 500.
+    """
+    env = dict(environ)
+    scripts = str(Path(sys.executable).parent)
+    rest = [p for p in env.get("PATH", "").split(os.pathsep) if p and p != scripts]
+    env["PATH"] = os.pathsep.join([scripts, *rest])
+    return env
+
+
 def nbgrader(args: list[str], cwd: Path, timeout: float | None = None) -> subprocess.CompletedProcess:
     """Run nbgrader with ``args`` in ``cwd`` with this interpreter; raise on failure."""
     command = [sys.executable, "-c", _NBGRADER_LAUNCHER, *args]
-    env = os.environ.copy()
-    # nbgrader's gradebook runs the `alembic` command found on PATH: put this environment's
-    # scripts first, so it works from a venv that is not activated (as `make` uses it).
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env = with_scripts_on_path(os.environ)
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env=env)
     if done.returncode != 0:
