@@ -38,7 +38,7 @@ from starlette.routing import Route
 
 from .broker import Broker, EntityQuery, TemporalQuery, compile_id_pattern
 from .context import TermMap, context_link_header
-from .errors import NgsiError, bad_data, invalid_request, not_found
+from .errors import NgsiError, bad_data, invalid_request, not_found, not_implemented
 from .geo import parse_geoquery
 from .model import (
     check_entity_id,
@@ -350,11 +350,65 @@ def temporal_window(call: Call) -> TemporalQuery:
     return window
 
 
+_ENTITY_KEYS = ("id", "type", "@id", "@type")
+
+
 def _projection(call: Call) -> frozenset[str] | None:
     if "attrs" not in call.params:
         return None
     names = _names(call.params["attrs"], "attrs")
+    for name in names:
+        if name in _ENTITY_KEYS:
+            raise bad_data(f"attrs lists attributes, and {name!r} is not one: id and type are always "
+                           "returned (to leave them out, use omit=id,type; to choose members, pick=...).")
     return frozenset(call.ctx.expand(check_name(name, "attrs")) for name in names)
+
+
+class _Shape:
+    """What of each entity a response shows: ``attrs``, then ``pick`` / ``omit`` (clause 4.21).
+
+    ``attrs`` also selects entities (those with at least one of the attributes); ``pick`` and
+    ``omit`` only shape the output, and may name the entity members ``id`` and ``type``.
+    """
+
+    __slots__ = ("attrs", "keep_id", "keep_type", "omit")
+
+    def __init__(self, call: Call):
+        self.attrs = _projection(call)
+        self.keep_id = self.keep_type = True
+        self.omit: frozenset[str] = frozenset()
+        pick, omit = call.params.get("pick"), call.params.get("omit")
+        if pick is not None and omit is not None:
+            raise bad_data("pick and omit exclude each other; send one of them.")
+        if pick is not None:
+            names = _names(pick, "pick")
+            picked = frozenset(call.ctx.expand(check_name(name, "pick")) for name in names
+                               if name not in _ENTITY_KEYS)
+            self.attrs = picked if self.attrs is None else self.attrs & picked
+            self.keep_id = "id" in names or "@id" in names
+            self.keep_type = "type" in names or "@type" in names
+        if omit is not None:
+            names = _names(omit, "omit")
+            self.omit = frozenset(call.ctx.expand(check_name(name, "omit")) for name in names
+                                  if name not in _ENTITY_KEYS)
+            self.keep_id = "id" not in names and "@id" not in names
+            self.keep_type = "type" not in names and "@type" not in names
+
+    def names(self, entity) -> frozenset[str] | None:
+        """The attribute IRIs of ``entity`` to show (None: all)."""
+        if not self.omit:
+            return self.attrs
+        shown = frozenset(entity.attrs) if self.attrs is None else self.attrs
+        return shown - self.omit
+
+    def render(self, entity, ctx: TermMap, key_values: bool, sys_attrs: bool) -> dict:
+        out = render_entity(entity, ctx, key_values=key_values, sys_attrs=sys_attrs,
+                            attrs=self.names(entity))
+        if not self.keep_id:
+            del out["id"]
+        if not self.keep_type:
+            del out["type"]
+        return out
 
 
 def _representation(call: Call) -> tuple[bool, bool]:
@@ -379,12 +433,122 @@ def render_temporal(entity, instances: dict, ctx: TermMap, temporal_values: bool
     return out
 
 
-def _feature(entity, ctx: TermMap, key_values: bool, attrs) -> dict:
-    rendered = render_entity(entity, ctx, key_values=key_values, attrs=attrs)
+def _feature(entity, ctx: TermMap, key_values: bool, shape: _Shape) -> dict:
+    rendered = shape.render(entity, ctx, key_values, False)
     location = entity.attrs.get("https://uri.etsi.org/ngsi-ld/location")
     geometry = location.get("value") if isinstance(location, dict) else None
     properties = {key: value for key, value in rendered.items() if key != "id"}
     return {"id": entity.id, "type": "Feature", "geometry": geometry, "properties": properties}
+
+
+# -- what each operation accepts ---------------------------------------------------------------
+#
+# A parameter the broker does not know is refused, never ignored: a typo (``tpye=``) or a
+# feature of a production broker that this one lacks would otherwise give a different
+# answer without a word. Parameters of the specification that are not implemented get a 501
+# naming the feature; anything else a 400 listing what the operation takes.
+
+_ENTITY_QUERY = frozenset({"id", "type", "idPattern", "attrs", "pick", "omit", "q", "georel", "geometry",
+                           "coordinates", "geoproperty", "options", "format", "limit", "offset", "count",
+                           "local"})
+_TEMPORAL_WINDOW = frozenset({"timerel", "timeAt", "endTimeAt", "lastN", "timeproperty"})
+#: (resource, method) -> (query parameters implemented, clause of the operation's HTTP binding).
+PARAMETERS: dict[tuple[str, str], tuple[frozenset, str]] = {
+    ("entities", "GET"): (_ENTITY_QUERY, "6.4.3.2"),
+    ("entities", "POST"): (frozenset(), "6.4.3.1"),
+    ("entity", "GET"): (frozenset({"attrs", "pick", "omit", "options", "format", "geoproperty", "local"}),
+                        "6.5.3.1"),
+    ("entity", "DELETE"): (frozenset(), "6.5.3.2"),
+    ("attrs", "PATCH"): (frozenset(), "6.6.3.2"),
+    ("attrs", "POST"): (frozenset({"options"}), "6.6.3.1"),
+    ("attr", "PATCH"): (frozenset(), "6.7.3.1"),
+    ("attr", "DELETE"): (frozenset({"datasetId", "deleteAll"}), "6.7.3.2"),
+    ("types", "GET"): (frozenset({"local"}), "6.25.3.1"),
+    ("batch", "POST"): (frozenset({"options"}), "6.14-6.17"),
+    ("temporal", "GET"): ((_ENTITY_QUERY - {"pick", "omit"}) | _TEMPORAL_WINDOW, "6.18.3.2"),
+    ("temporal", "POST"): (frozenset(), "6.18.3.1"),
+    ("temporal_entity", "GET"): (frozenset({"attrs", "options", "format", "local"}) | _TEMPORAL_WINDOW,
+                                 "6.19.3.1"),
+    ("temporal_entity", "DELETE"): (frozenset(), "6.19.3.2"),
+    ("subscriptions", "GET"): (frozenset({"limit", "offset", "count"}), "6.10.3.2"),
+    ("subscriptions", "POST"): (frozenset(), "6.10.3.1"),
+    ("subscription", "GET"): (frozenset(), "6.11.3.1"),
+    ("subscription", "PATCH"): (frozenset(), "6.11.3.2"),
+    ("subscription", "DELETE"): (frozenset(), "6.11.3.3"),
+}
+#: Parameters of the specification the broker does not implement -> what they would do.
+UNIMPLEMENTED_PARAMETERS = {
+    "csf": "Filtering by context source registration (csf)",
+    "geometryProperty": "Choosing the GeoJSON geometry (geometryProperty)",
+    "lang": "Language filtering of LanguageProperty values (lang)",
+    "scopeQ": "Scope queries (scopeQ)",
+    "datasetId": "Selecting attribute instances by datasetId",
+    "entityMap": "Entity maps (entityMap)",
+    "join": "Linked-entity retrieval (join)",
+    "joinLevel": "Linked-entity retrieval (joinLevel)",
+    "containedBy": "Linked-entity retrieval (containedBy)",
+    "orderBy": "Ordering query results (orderBy)",
+    "collect": "Collecting values of linked entities (collect)",
+    "via": "Distributed operations (via)",
+    "doNotCompact": "Uncompacted output (doNotCompact)",
+    "expandValues": "Expanding values (expandValues)",
+    "jsonKeys": "JSON keys of JsonProperty values (jsonKeys)",
+    "details": "Detailed type and attribute information (details=true)",
+    "aggrMethods": "The aggregated temporal representation (aggrMethods)",
+    "aggrPeriodDuration": "The aggregated temporal representation (aggrPeriodDuration)",
+    "showChanges": "Showing previous values (showChanges)",
+}
+#: Values of ``options`` / ``format`` each operation implements.
+_OPTIONS = {
+    ("entities", "GET"): {"keyValues", "simplified", "normalized", "sysAttrs"},
+    ("entity", "GET"): {"keyValues", "simplified", "normalized", "sysAttrs"},
+    ("attrs", "POST"): {"noOverwrite"},
+    ("batch", "POST"): {"update", "replace", "noOverwrite"},
+    ("temporal", "GET"): {"temporalValues", "simplified", "keyValues", "normalized", "sysAttrs"},
+    ("temporal_entity", "GET"): {"temporalValues", "simplified", "keyValues", "normalized", "sysAttrs"},
+}
+_UNIMPLEMENTED_OPTIONS = {
+    "concise": "The concise representation (options=concise, format=concise)",
+    "aggregatedValues": "The aggregated temporal representation (aggregatedValues)",
+    "audit": "The audit temporal representation (audit)",
+    "sysAttrsLanguage": "Language-tagged system attributes",
+    "noUpdate": "Batch upsert without updates (noUpdate)",
+}
+
+
+def check_parameters(call: Call, resource: str) -> None:
+    """Refuse a query parameter (or option) the operation does not implement.
+
+    Raises
+    ------
+    NgsiError
+        501 OperationNotSupported for a parameter or option of the specification that the
+        broker lacks; 400 BadRequestData for a name the operation does not take at all.
+    """
+    known, clause = PARAMETERS[(resource, call.method)]
+    where = f"{call.method} {BASE}/{'/'.join(call.segments[:1]) or ''}"
+    for name in call.params.keys():
+        if name in known:
+            continue
+        if name in UNIMPLEMENTED_PARAMETERS:
+            raise not_implemented(UNIMPLEMENTED_PARAMETERS[name], clause,
+                                  f"Remove the parameter {name!r}.")
+        takes = ", ".join(sorted(known)) or "no query parameters"
+        raise bad_data(f"Unknown query parameter {name[:60]!r} for {where}...; this operation takes "
+                       f"{takes}. Check the spelling (names are case-sensitive).")
+    allowed = _OPTIONS.get((resource, call.method), set())
+    for parameter in ("options", "format"):
+        if parameter not in call.params:
+            continue
+        values = [v.strip() for v in call.params[parameter].split(",")] if parameter == "options" \
+            else [call.params[parameter].strip()]
+        for value in values:
+            if value in allowed or (parameter == "options" and not value):
+                continue
+            if value in _UNIMPLEMENTED_OPTIONS:
+                raise not_implemented(_UNIMPLEMENTED_OPTIONS[value], clause)
+            raise bad_data(f"{parameter}={value[:60]!r} is not an option of {where}...; use "
+                           f"{', '.join(sorted(allowed)) or 'none'}.")
 
 
 # -- handlers -------------------------------------------------------------------------------
@@ -399,15 +563,14 @@ class Handlers:
     def entities_get(self, call: Call) -> Response:
         """GET /entities: query entities (5.7.2)."""
         query = entity_query(call)
+        shape = _Shape(call)
         entities, total = self.broker.query_entities(call.tenant, query)
         key_values, sys_attrs = _representation(call)
         headers = _page_headers(call, query.offset, query.limit, total, query.count)
-        projection = query.attrs
         if call.media == GEO_JSON:
-            features = [_feature(entity, call.ctx, key_values, projection) for entity in entities]
+            features = [_feature(entity, call.ctx, key_values, shape) for entity in entities]
             return respond(call, {"type": "FeatureCollection", "features": features}, headers=headers)
-        body = [render_entity(entity, call.ctx, key_values=key_values, sys_attrs=sys_attrs, attrs=projection)
-                for entity in entities]
+        body = [shape.render(entity, call.ctx, key_values, sys_attrs) for entity in entities]
         return respond(call, body, headers=headers)
 
     def entities_post(self, call: Call) -> Response:
@@ -417,12 +580,15 @@ class Handlers:
 
     def entity_get(self, call: Call) -> Response:
         """GET /entities/{id}: retrieve an entity (5.7.1)."""
+        shape = _Shape(call)
         entity = self.broker.get_entity(call.tenant, call.segments[1])
+        if shape.attrs is not None and "attrs" in call.params and shape.attrs.isdisjoint(entity.attrs):
+            # Clause 5.7.1: an entity with none of the requested attributes is not found.
+            raise not_found(f"Entity {entity.id} has none of the attributes {call.params['attrs']!r}.")
         key_values, sys_attrs = _representation(call)
         if call.media == GEO_JSON:
-            return respond(call, _feature(entity, call.ctx, key_values, _projection(call)))
-        return respond(call, render_entity(entity, call.ctx, key_values=key_values, sys_attrs=sys_attrs,
-                                           attrs=_projection(call)))
+            return respond(call, _feature(entity, call.ctx, key_values, shape))
+        return respond(call, shape.render(entity, call.ctx, key_values, sys_attrs))
 
     def entity_delete(self, call: Call) -> Response:
         """DELETE /entities/{id}: delete an entity (5.6.6)."""
@@ -673,6 +839,7 @@ def create_app(broker: Broker, max_body_bytes: int = MAX_BODY_BYTES,
                                     headers={"Allow": ", ".join(table)})
         try:
             call = Call(request, segments, body, broker.contexts, resource in _GEO_RESOURCES)
+            check_parameters(call, resource)
             return handler(call)
         except NgsiError as err:
             return problem_response(err)

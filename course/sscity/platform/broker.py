@@ -18,13 +18,15 @@ from pathlib import Path
 
 from . import geo
 from .context import ContextResolver, TermMap
-from .errors import NgsiError, bad_data, not_found
+from .errors import NgsiError, bad_data, not_found, not_implemented
 from .model import (
     LOCATION,
+    NGSI_LD_NULL,
     Entity,
     check_entity_id,
     check_name,
     expand_type,
+    is_ngsi_ld_null,
     is_uri,
     normalise_attribute,
     normalise_attributes,
@@ -229,6 +231,7 @@ class Broker:
         tenant = self.check_tenant(tenant)
         now = now_iso()
         entity = normalise_entity(payload, ctx, now)
+        _refuse_nulls(entity)
         with self.store.write() as conn:
             self._ensure_tenant(conn, tenant, now)
             if Store.get_entity(conn, tenant, entity.id) is not None:
@@ -280,14 +283,20 @@ class Broker:
                     result.not_updated.append((name, "attribute does not exist; append it with "
                                                        "POST .../attrs"))
                     continue
-                if old is not None and append and not overwrite:
-                    result.not_updated.append((name, "attribute exists and options=noOverwrite"))
+                # Instances are merged by datasetId (clause 4.5.5): an update without datasetId
+                # changes the default instance and leaves the others alone.
+                merged, done, refused = _merge_attribute(old, attribute, add=append, overwrite=overwrite)
+                if refused:
+                    result.not_updated.append((name, "; ".join(refused)))
+                if not done:
                     continue
-                _keep_created(attribute, old)
-                written[name] = attribute
+                if merged is None:
+                    del entity.attrs[name]
+                else:
+                    entity.attrs[name] = merged
+                written[name] = [instance for instance in done if not is_ngsi_ld_null(instance)]
                 result.updated.append(name)
             if written:
-                entity.attrs.update(written)
                 entity.modified_at = now
                 self._save(conn, tenant, entity, pk)
                 Store.add_history(conn, self._history(tenant, entity_id, written))
@@ -311,28 +320,37 @@ class Broker:
             if old is None:
                 raise not_found(f"Entity {entity_id} has no attribute {name!r}; append it with POST "
                                 f"/ngsi-ld/v1/entities/{entity_id}/attrs.")
-            if isinstance(old, list):
-                dataset = fragment.get("datasetId")
-                index = next((i for i, item in enumerate(old) if item.get("datasetId") == dataset), None)
-                if index is None:
-                    raise not_found(f"Attribute {name!r} has no instance with datasetId {dataset!r}.")
-                target = old[index]
+            # The instance is chosen by datasetId; without one, the default instance (4.5.5).
+            instances = list(old) if isinstance(old, list) else [old]
+            dataset = fragment.get("datasetId")
+            index = next((i for i, item in enumerate(instances) if item.get("datasetId") == dataset), None)
+            if index is None:
+                which = (f"no instance with datasetId {dataset!r}" if dataset is not None else
+                         "no default instance (one without datasetId); name the instance with "
+                         "\"datasetId\" in the body")
+                raise not_found(f"Attribute {name!r} of entity {entity_id} has {which}.")
+            target = instances[index]
+            if fragment.get("value") == NGSI_LD_NULL or fragment.get("object") == NGSI_LD_NULL:
+                del instances[index]  # the NGSI-LD Null deletes the instance
+                attribute = None
             else:
-                target = old
-            merged = {key: value for key, value in target.items() if key not in ("createdAt", "modifiedAt")}
-            if "type" in fragment and fragment["type"] != merged.get("type"):
-                merged = {}  # a new attribute type starts from scratch
-            merged.update(fragment)
-            where = f"Entity {entity_id}: attribute {name!r}"
-            attribute = normalise_attribute(attr_iri, merged, ctx, now, where)
-            _keep_created(attribute, target)
-            if isinstance(old, list):
-                old[index] = attribute
+                merged = {key: value for key, value in target.items()
+                          if key not in ("createdAt", "modifiedAt")}
+                if "type" in fragment and fragment["type"] != merged.get("type"):
+                    merged = {}  # a new attribute type starts from scratch
+                merged.update(fragment)
+                where = f"Entity {entity_id}: attribute {name!r}"
+                attribute = normalise_attribute(attr_iri, merged, ctx, now, where)
+                _keep_created(attribute, target)
+                instances[index] = attribute
+            packed = _pack(instances)
+            if packed is None:
+                del entity.attrs[attr_iri]
             else:
-                entity.attrs[attr_iri] = attribute
+                entity.attrs[attr_iri] = packed
             entity.modified_at = now
             self._save(conn, tenant, entity, pk)
-            if "observedAt" in fragment:
+            if attribute is not None and "observedAt" in fragment:
                 Store.add_history(conn, self._history(tenant, entity_id, {attr_iri: attribute}))
             subs = self._subscriptions(conn, tenant)
         self._notify(tenant, subs, [(entity, {attr_iri})])
@@ -347,18 +365,22 @@ class Broker:
             old = entity.attrs.get(attr_iri)
             if old is None:
                 raise not_found(f"Entity {entity_id} has no attribute {ctx.compact(attr_iri)!r}.")
-            if dataset_id is not None and not delete_all:
+            if delete_all:
+                del entity.attrs[attr_iri]
+            else:
+                # Without datasetId only the default instance goes (clause 5.6.5); deleteAll=true
+                # removes every instance.
                 instances = old if isinstance(old, list) else [old]
                 kept = [item for item in instances if item.get("datasetId") != dataset_id]
                 if len(kept) == len(instances):
-                    raise not_found(f"Attribute {ctx.compact(attr_iri)!r} has no instance with datasetId "
-                                    f"{dataset_id!r}.")
+                    which = (f"no instance with datasetId {dataset_id!r}" if dataset_id is not None else
+                             "no default instance (one without datasetId); give datasetId=... or "
+                             "deleteAll=true")
+                    raise not_found(f"Attribute {ctx.compact(attr_iri)!r} has {which}.")
                 if kept:
-                    entity.attrs[attr_iri] = kept if len(kept) > 1 else kept[0]
+                    entity.attrs[attr_iri] = _pack(kept)
                 else:
                     del entity.attrs[attr_iri]
-            else:
-                del entity.attrs[attr_iri]
             entity.modified_at = now
             self._save(conn, tenant, entity, pk)
 
@@ -393,6 +415,8 @@ class Broker:
                     prepared.append((item, check_entity_id(item)))
                 else:
                     entity = normalise_entity(item, ctx, now, require_type=operation != "update")
+                    if not (operation == "update" or (operation == "upsert" and mode == "update")):
+                        _refuse_nulls(entity)
                     prepared.append((entity.id, entity))
             except NgsiError as err:
                 outcome.fail(item.get("id") if isinstance(item, dict) else item, err)
@@ -419,6 +443,11 @@ class Broker:
                         outcome.fail(entity_id, not_found(f"Entity {entity_id} does not exist; batch update "
                                                           "changes existing entities only (use upsert)."))
                         continue
+                    try:
+                        _refuse_nulls(entity)
+                    except NgsiError as err:
+                        outcome.fail(entity_id, err)
+                        continue
                     pk = writes.save(entity, None)
                     written = entity.attrs
                     outcome.created.append(entity_id)
@@ -431,15 +460,25 @@ class Broker:
                         entity.created_at = old.created_at
                         written = entity.attrs
                     else:
+                        if entity.type and entity.type != old.type:
+                            # NGSI-LD 1.8 would add the type (an entity may have several); this
+                            # broker keeps one, so it refuses rather than replace it silently.
+                            outcome.fail(entity_id, not_implemented(
+                                f"Adding the type {entity.type} to entity {entity_id} of type {old.type} "
+                                "(multi-typed entities)", "5.6.8-5.6.9", "Send the entity's own type, or "
+                                "replace the entity (upsert without options=update)."))
+                            continue
                         written = {}
                         for name, attribute in entity.attrs.items():
-                            if name in old.attrs and not overwrite:
+                            merged, done, _ = _merge_attribute(old.attrs.get(name), attribute, add=True,
+                                                               overwrite=overwrite)
+                            if not done:
                                 continue
-                            _keep_created(attribute, old.attrs.get(name))
-                            written[name] = attribute
-                        old.attrs.update(written)
-                        if entity.type:
-                            old.type = entity.type
+                            if merged is None:
+                                del old.attrs[name]
+                            else:
+                                old.attrs[name] = merged
+                            written[name] = [i for i in done if not is_ngsi_ld_null(i)]
                         old.modified_at = now
                         entity = old
                     writes.save(entity, pk)
@@ -575,11 +614,12 @@ class Broker:
         return created
 
     def temporal_delete(self, tenant: str, entity_id: str) -> None:
-        """Forget the recorded history of an entity (the entity itself stays)."""
-        tenant = self._existing_tenant(tenant, entity_id)
-        with self.store.write() as conn:
-            self._get(conn, tenant, entity_id)
-            conn.execute("DELETE FROM history WHERE tenant=? AND entity_id=?", (tenant, entity_id))
+        """Delete an entity's temporal representation (clause 5.6.16): the entity and its history.
+
+        The broker keeps one entity with its history, not a separate temporal store, so the
+        temporal representation and the entity go together (a later GET gives 404 on both).
+        """
+        self.delete_entity(tenant, entity_id)
 
     def temporal_entity(self, tenant: str, entity_id: str, window: TemporalQuery) -> tuple[Entity, dict]:
         """An entity and its attribute instances in the window (clause 5.7.3).
@@ -715,6 +755,14 @@ class Broker:
     def _check_subscription(self, payload, ctx: TermMap) -> dict:
         if not isinstance(payload, dict):
             raise bad_data("A subscription must be a JSON object.")
+        for member in payload:
+            if member in _SUBSCRIPTION_MEMBERS:
+                continue
+            if member in _UNIMPLEMENTED_SUBSCRIPTION_MEMBERS:
+                raise not_implemented(_UNIMPLEMENTED_SUBSCRIPTION_MEMBERS[member], "5.2.12",
+                                      f"Remove {member!r} from the subscription.")
+            raise bad_data(f"A subscription has no member {member[:60]!r}; its members are "
+                           f"{', '.join(sorted(_SUBSCRIPTION_MEMBERS - _READ_ONLY_SUBSCRIPTION_MEMBERS))}.")
         if payload.get("type") != "Subscription":
             raise bad_data("A subscription needs \"type\": \"Subscription\".")
         sub_id = payload.get("id") or f"urn:ngsi-ld:Subscription:{uuid.uuid4()}"
@@ -931,6 +979,62 @@ def _in_tenant(tenant: str) -> str:
     return f" in tenant {tenant!r}" if tenant else ""
 
 
+def _pack(instances: list):
+    """A stored attribute from its instances: None (gone), one instance, or a list."""
+    if not instances:
+        return None
+    return instances[0] if len(instances) == 1 else instances
+
+
+def _merge_attribute(old, new, *, add: bool, overwrite: bool) -> tuple[object, list, list[str]]:
+    """Merge the instances of ``new`` into the stored attribute ``old`` by datasetId.
+
+    Each instance of ``new`` replaces the instance of ``old`` with the same datasetId (no
+    datasetId: the default instance), or is added (``add``); the others stay (clause 4.5.5).
+    An instance whose value is the NGSI-LD Null deletes its counterpart.
+
+    Returns
+    -------
+    (attribute or None, instances written, reasons for instances not written)
+    """
+    current = ([] if old is None else list(old) if isinstance(old, list) else [old])
+    written, refused = [], []
+    for instance in (new if isinstance(new, list) else [new]):
+        dataset = instance.get("datasetId")
+        index = next((i for i, item in enumerate(current) if item.get("datasetId") == dataset), None)
+        label = "the default instance" if dataset is None else f"the instance with datasetId {dataset}"
+        if is_ngsi_ld_null(instance):
+            if index is None:
+                refused.append(f"{label} does not exist, so urn:ngsi-ld:null deletes nothing")
+            else:
+                del current[index]
+                written.append(instance)
+            continue
+        if index is None:
+            if not add:
+                refused.append(f"{label} does not exist; append it with POST .../attrs")
+                continue
+            current.append(instance)
+        elif not overwrite:
+            refused.append("attribute exists and options=noOverwrite" if dataset is None
+                           else f"{label} exists and options=noOverwrite")
+            continue
+        else:
+            _keep_created(instance, current[index])
+            current[index] = instance
+        written.append(instance)
+    return _pack(current), written, refused
+
+
+def _refuse_nulls(entity: Entity) -> None:
+    """BadRequestData if a new (or replacing) entity gives an attribute the NGSI-LD Null."""
+    for name, attribute in entity.attrs.items():
+        for instance in (attribute if isinstance(attribute, list) else [attribute]):
+            if is_ngsi_ld_null(instance):
+                raise bad_data(f"Entity {entity.id}: attribute {name} is urn:ngsi-ld:null, which deletes an "
+                               "attribute in an update; a new entity simply leaves it out.")
+
+
 def _keep_created(attribute, old) -> None:
     """An overwritten attribute keeps the createdAt of the attribute it replaces."""
     if isinstance(attribute, dict) and isinstance(old, dict) and "createdAt" in old:
@@ -1019,6 +1123,34 @@ def _check_geoq(value, ctx: TermMap) -> dict:
     return out
 
 
+#: Members of a subscription (clause 5.2.12) the broker implements; the read-only ones that it
+#: writes itself (status, counters) are accepted back unchanged, as a client echoing a GET does.
+_READ_ONLY_SUBSCRIPTION_MEMBERS = frozenset({"status", "createdAt", "modifiedAt"})
+_SUBSCRIPTION_MEMBERS = frozenset({
+    "id", "type", "@context", "subscriptionName", "description", "entities", "watchedAttributes", "q",
+    "geoQ", "notification", "isActive", "expiresAt", "throttling", "timeInterval", "jsonldContext",
+}) | _READ_ONLY_SUBSCRIPTION_MEMBERS
+_UNIMPLEMENTED_SUBSCRIPTION_MEMBERS = {
+    "notificationTrigger": "Choosing which changes trigger a notification (notificationTrigger)",
+    "scopeQ": "Scope queries in subscriptions (scopeQ)",
+    "lang": "Language filtering in notifications (lang)",
+    "csf": "Context source filters in subscriptions (csf)",
+    "temporalQ": "Temporal queries in subscriptions (temporalQ)",
+    "datasetId": "Selecting attribute instances by datasetId in subscriptions",
+    "expandValues": "Expanding values in notifications (expandValues)",
+    "jsonKeys": "JSON keys of JsonProperty values (jsonKeys)",
+    "localOnly": "Local-only subscriptions (localOnly)",
+}
+_NOTIFICATION_MEMBERS = frozenset({"endpoint", "format", "attributes", "status", "timesSent",
+                                   "timesFailed", "lastNotification", "lastSuccess", "lastFailure"})
+_UNIMPLEMENTED_NOTIFICATION_MEMBERS = {
+    "sysAttrs": "System attributes in notifications (notification.sysAttrs)",
+    "showChanges": "Previous values in notifications (notification.showChanges)",
+    "pick": "pick in notifications", "omit": "omit in notifications",
+    "join": "Linked entities in notifications (join)", "joinLevel": "Linked entities in notifications",
+}
+
+
 def _check_notification(value, ctx: TermMap) -> dict:
     if not isinstance(value, dict):
         raise bad_data("A subscription needs 'notification': {\"endpoint\": {\"uri\": \"http://...\"}} "
@@ -1036,10 +1168,23 @@ def _check_notification(value, ctx: TermMap) -> dict:
     if accept not in ("application/json", "application/ld+json"):
         raise bad_data("notification.endpoint.accept must be application/json or application/ld+json.")
     out = {"endpoint": {"uri": uri, "accept": accept}}
+    for member in value:
+        if member in _UNIMPLEMENTED_NOTIFICATION_MEMBERS:
+            raise not_implemented(_UNIMPLEMENTED_NOTIFICATION_MEMBERS[member], "5.2.14")
+        if member not in _NOTIFICATION_MEMBERS:
+            raise bad_data(f"notification has no member {member[:60]!r}; use endpoint, format and "
+                           "attributes.")
+    for member in endpoint:
+        if member not in ("uri", "accept"):
+            raise not_implemented(f"notification.endpoint.{member[:60]}", "5.2.15",
+                                  "The endpoint takes uri and accept.")
     fmt = value.get("format", "normalized")
-    if fmt not in ("normalized", "keyValues", "simplified", "concise"):
+    if fmt == "concise":
+        raise not_implemented("Concise notifications (format=concise)", "5.2.14",
+                              "Use format normalized or keyValues.")
+    if fmt not in ("normalized", "keyValues", "simplified"):
         raise bad_data("notification.format must be normalized or keyValues.")
-    out["format"] = "keyValues" if fmt == "simplified" else ("normalized" if fmt == "concise" else fmt)
+    out["format"] = "keyValues" if fmt == "simplified" else fmt
     if "attributes" in value:
         attributes = value["attributes"]
         if not isinstance(attributes, list) or not attributes:

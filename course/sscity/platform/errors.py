@@ -85,3 +85,20 @@ def invalid_request(detail: str) -> NgsiError:
 def not_found(detail: str) -> NgsiError:
     """A 404 ResourceNotFound error."""
     return NgsiError("ResourceNotFound", detail)
+
+
+def not_implemented(feature: str, clause: str, instead: str = "") -> NgsiError:
+    """A 501 for a part of the specification this broker does not implement.
+
+    The ProblemDetails type is OperationNotSupported (the specification's type for an
+    operation the broker cannot perform, clause 6.3.2); the status is 501 Not Implemented
+    (RFC 9110, 15.6.2), so that a client can tell "not built here" from a wrong request.
+    Answering explicitly is the point: a production broker would honour ``feature``, so
+    ignoring it would give the caller a different result without a word.
+    """
+    detail = (f"{feature} (ETSI GS CIM 009, clause {clause}) is not implemented by the course broker; "
+              "it is refused rather than ignored, because ignoring it would give a different result "
+              "from a production broker.")
+    if instead:
+        detail += f" {instead}"
+    return NgsiError("OperationNotSupported", detail, status=501)

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 from .context import TermMap
-from .errors import bad_data
+from .errors import bad_data, not_implemented
 from .geo import GEOMETRY_TYPES, check_geometry
 from .timeutil import canonical_datetime
 
@@ -39,6 +39,9 @@ LOCATION = _NGSI + "location"
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+$")
 _FORBIDDEN_NAME = re.compile(r"[\s<>\"'=;()\\]")
 MAX_ID_LENGTH = 512
+#: The NGSI-LD Null (clause 4.5.x of v1.8): as an attribute's value (or object) in an update
+#: it deletes that attribute (instance); JSON null is never an attribute value.
+NGSI_LD_NULL = "urn:ngsi-ld:null"
 MAX_NESTING = 8
 
 
@@ -165,6 +168,12 @@ def _concise_to_normalized(name_iri: str, raw, where: str) -> dict:
     return {"type": "Property", "value": raw}
 
 
+def is_ngsi_ld_null(instance) -> bool:
+    """Whether one stored attribute instance is the NGSI-LD Null (a deletion in an update)."""
+    return isinstance(instance, dict) and (instance.get("value") == NGSI_LD_NULL
+                                           or instance.get("object") == NGSI_LD_NULL)
+
+
 def _reject_null(value, where: str) -> None:
     if value is None:
         raise bad_data(f"{where}: null is not an attribute value (to remove an attribute, delete it).")
@@ -173,7 +182,7 @@ def _reject_null(value, where: str) -> None:
 def _check_member(kind: str, member: str, value, where: str):
     if member == "value":
         _reject_null(value, where)
-        if kind == "GeoProperty":
+        if kind == "GeoProperty" and value != NGSI_LD_NULL:
             return check_geometry(value, where)
         _check_json(value, where, 0)
         return value
@@ -257,7 +266,7 @@ def normalise_entity(payload, ctx: TermMap, now: str, require_type: bool = True)
 
 
 _ENTITY_MEMBERS = frozenset({"id", "@id", "type", "@type", "@context", "createdAt", "modifiedAt",
-                             "deletedAt", "scope"})
+                             "deletedAt"})
 
 
 def normalise_attributes(payload: dict, ctx: TermMap, now: str, where: str) -> dict:
@@ -268,6 +277,11 @@ def normalise_attributes(payload: dict, ctx: TermMap, now: str, where: str) -> d
     for name, raw in payload.items():
         if name in _ENTITY_MEMBERS:
             continue
+        if name == "scope":
+            # Dropping it would lose what a production broker keeps and answers scopeQ with.
+            raise not_implemented(f"{where}: entity scopes (the 'scope' member)", "4.18",
+                                  "Remove 'scope', or keep the information in an attribute such as "
+                                  "\"district\".")
         check_name(name, f"{where}: attribute name")
         iri = ctx.expand(name)
         if iri in attrs:
