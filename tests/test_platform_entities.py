@@ -261,8 +261,8 @@ def test_unknown_paths_and_methods(http):
     assert_problem(http.get(f"{NGSI}/nothing"), 404, "ResourceNotFound")
     response = http.put(f"{NGSI}/entities", json={})
     assert_problem(response, 405, "InvalidRequest")
-    assert response.headers["Allow"] == "GET, POST"
-    assert_problem(http.post(f"{NGSI}/entityOperations/merge", json=[]), 404, "ResourceNotFound")
+    assert response.headers["Allow"] == "GET, POST, DELETE"
+    assert_problem(http.post(f"{NGSI}/entityOperations/nothing", json=[]), 404, "ResourceNotFound")
 
 
 def test_version_and_health_endpoints(http):

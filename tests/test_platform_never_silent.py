@@ -232,3 +232,100 @@ def test_deleting_the_temporal_representation_deletes_the_entity(http):
     create(http, vehicle())
     assert http.delete(f"{NGSI}/temporal/entities/{ENTITY}").status_code == 204
     assert_problem(http.get(f"{NGSI}/entities/{ENTITY}"), 404, "ResourceNotFound")
+
+
+# -- operations Orion-LD users meet ------------------------------------------------------------
+
+def test_merge_patch_merges_deletes_with_null_and_404s_a_missing_entity(http):
+    create(http, vehicle())
+    patch = {"name": "urn:ngsi-ld:null", "battery": {"type": "Property", "value": 0.8},
+             "speed": {"type": "Property", "value": 0.7}}
+    for media in ("application/json", "application/merge-patch+json"):
+        response = http.patch(f"{NGSI}/entities/{ENTITY}", json=patch, headers={"Content-Type": media})
+        assert response.status_code == 204, response.text
+    entity = http.get(f"{NGSI}/entities/{ENTITY}").json()
+    assert "name" not in entity and entity["battery"]["value"] == 0.8
+    assert speeds(http) == {None: 0.7, "urn:ngsi-ld:Dataset:gps": 1.2}
+    assert_problem(http.patch(f"{NGSI}/entities/urn:ngsi-ld:Vehicle:none", json=patch), 404,
+                   "ResourceNotFound")
+    assert_problem(http.patch(f"{NGSI}/entities/{ENTITY}", json={"type": "Building"}), 501,
+                   "OperationNotSupported")
+
+
+def test_replace_entity_and_attribute(http):
+    create(http, vehicle())
+    created = http.get(f"{NGSI}/entities/{ENTITY}", params={"options": "sysAttrs"}).json()["createdAt"]
+    replacement = {"battery": {"type": "Property", "value": 0.5}}
+    assert http.put(f"{NGSI}/entities/{ENTITY}", json=replacement).status_code == 204
+    entity = http.get(f"{NGSI}/entities/{ENTITY}", params={"options": "sysAttrs"}).json()
+    assert set(entity) == {"id", "type", "battery", "createdAt", "modifiedAt"}
+    assert entity["type"] == "Vehicle" and entity["createdAt"] == created
+    assert http.put(f"{NGSI}/entities/{ENTITY}/attrs/battery",
+                    json={"type": "Property", "value": 0.4}).status_code == 204
+    assert http.get(f"{NGSI}/entities/{ENTITY}").json()["battery"]["value"] == 0.4
+    assert_problem(http.put(f"{NGSI}/entities/{ENTITY}/attrs/nosuch", json={"value": 1}), 404,
+                   "ResourceNotFound")
+    assert_problem(http.put(f"{NGSI}/entities/urn:ngsi-ld:Vehicle:none", json=replacement), 404,
+                   "ResourceNotFound")
+
+
+def test_purge_deletes_only_the_matching_entities_and_needs_a_filter(http):
+    create(http, vehicle())
+    other = {"id": "urn:ngsi-ld:Building:1", "type": "Building", "name": {"type": "Property", "value": "b"}}
+    create(http, other)
+    assert_problem(http.delete(f"{NGSI}/entities"), 400, "BadRequestData")
+    assert http.delete(f"{NGSI}/entities", params={"type": "Vehicle"}).status_code == 204
+    assert [e["id"] for e in http.get(f"{NGSI}/entities", params={"type": "Vehicle,Building"}).json()] == \
+        ["urn:ngsi-ld:Building:1"]
+
+
+def test_post_query_and_batch_merge(http):
+    create(http, vehicle())
+    query = {"type": "Query", "entities": [{"type": "Vehicle"}], "q": "name==\"Qolo 1\"",
+             "attrs": ["name"]}
+    found = http.post(f"{NGSI}/entityOperations/query", json=query)
+    assert found.status_code == 200, found.text
+    name = {"type": "Property", "value": "Qolo 1"}
+    assert found.json() == [{"id": ENTITY, "type": "Vehicle", "name": name}]
+    assert http.post(f"{NGSI}/entityOperations/query",
+                     json={**query, "q": "name==\"other\""}).json() == []
+    assert_problem(http.post(f"{NGSI}/entityOperations/query", json={**query, "scopeQ": "/a"}), 501,
+                   "OperationNotSupported")
+    merge = [{"id": ENTITY, "name": {"type": "Property", "value": "Qolo 1b"}}]
+    assert http.post(f"{NGSI}/entityOperations/merge", json=merge).status_code == 204
+    assert http.get(f"{NGSI}/entities/{ENTITY}").json()["name"]["value"] == "Qolo 1b"
+    missing = [{"id": "urn:ngsi-ld:Vehicle:none", "name": "x"}]
+    assert http.post(f"{NGSI}/entityOperations/merge", json=missing).status_code == 207
+
+
+def test_type_and_attribute_information(http):
+    create(http, vehicle())
+    info = http.get(f"{NGSI}/types/Vehicle").json()
+    assert info["typeName"] == "Vehicle" and info["entityCount"] == 1
+    assert {d["attributeName"]: d["attributeTypes"] for d in info["attributeDetails"]} == \
+        {"name": ["Property"], "speed": ["Property"]}
+    assert_problem(http.get(f"{NGSI}/types/Building"), 404, "ResourceNotFound")
+    assert http.get(f"{NGSI}/attributes").json()["attributeList"] == ["name", "speed"]
+    speed = http.get(f"{NGSI}/attributes/speed").json()
+    assert speed["attributeCount"] == 1 and speed["typeNames"] == ["Vehicle"]
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("DELETE", f"/temporal/entities/{ENTITY}/attrs/speed"),
+    ("POST", f"/temporal/entities/{ENTITY}/attrs"),
+    ("PATCH", f"/temporal/entities/{ENTITY}/attrs/speed/urn:x:instance"),
+    ("GET", "/csourceRegistrations"),
+    ("POST", "/entityMaps"),
+])
+def test_operations_the_broker_lacks_are_501_naming_them(http, method, path):
+    create(http, vehicle())
+    response = http.request(method, NGSI + path, json={}, headers={"Content-Type": "text/plain"})
+    body = assert_problem(response, 501, "OperationNotSupported")
+    assert "clause" in body["detail"]
+
+
+def test_mqtt_notification_endpoints_are_501(http):
+    subscription = {"type": "Subscription", "entities": [{"type": "Vehicle"}],
+                    "notification": {"endpoint": {"uri": "mqtt://localhost:1883/city"}}}
+    body = assert_problem(http.post(f"{NGSI}/subscriptions", json=subscription), 501, "OperationNotSupported")
+    assert "MQTT" in body["detail"]

@@ -77,7 +77,7 @@ def test_subscription_crud(http, slash):
     ({"entities": [{"id": "urn:x:1"}]}, 400, "BadRequestData"),
     ({"entities": None}, 400, "BadRequestData"),
     ({"notification": {}}, 400, "BadRequestData"),
-    ({"notification": {"endpoint": {"uri": "mqtt://broker/topic"}}}, 400, "BadRequestData"),
+    ({"notification": {"endpoint": {"uri": "mqtt://broker/topic"}}}, 501, "OperationNotSupported"),
     ({"notification": {"endpoint": {"uri": "sscity:inbox/bad name"}}}, 400, "BadRequestData"),
     ({"notification": {"endpoint": {"uri": "http://x.test/n"}, "format": "xml"}}, 400, "BadRequestData"),
     ({"q": "no2>>"}, 400, "BadRequestData"), ({"q": 5}, 400, "BadRequestData"),
@@ -85,7 +85,7 @@ def test_subscription_crud(http, slash):
     ({"expiresAt": "soon"}, 400, "BadRequestData"), ({"isActive": "yes"}, 400, "BadRequestData"),
     ({"geoQ": {"georel": "near;maxDistance==5", "geometry": "Point", "coordinates": [200, 1]}}, 400,
      "BadRequestData"),
-    ({"timeInterval": 60}, 422, "OperationNotSupported"),
+    ({"timeInterval": 60}, 501, "OperationNotSupported"),
 ])
 def test_invalid_subscriptions_are_rejected_and_not_stored(http, change, status, kind):
     body = subscription()

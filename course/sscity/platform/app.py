@@ -56,6 +56,7 @@ JSON = "application/json"
 JSON_LD = "application/ld+json"
 GEO_JSON = "application/geo+json"
 PROBLEM = "application/problem+json"
+MERGE_PATCH = "application/merge-patch+json"
 BASE = "/ngsi-ld/v1"
 _BODY_METHODS = ("POST", "PATCH", "PUT")
 #: Largest request body accepted (bytes); a larger one is a 413 before it is read whole. The
@@ -186,6 +187,8 @@ class Call:
         self.content_type = None
         if self.method in _BODY_METHODS:
             content_type = self.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type == MERGE_PATCH and self.method == "PATCH":
+                content_type = JSON  # merge-patch bodies are NGSI-LD JSON (context in the Link header)
             if content_type not in (JSON, JSON_LD):
                 raise NgsiError("UnsupportedMediaType", f"Content-Type {content_type or '(none)'!r} is not "
                                 f"supported: send {JSON} (with the @context in a Link header) or {JSON_LD} "
@@ -464,7 +467,14 @@ PARAMETERS: dict[tuple[str, str], tuple[frozenset, str]] = {
     ("attr", "PATCH"): (frozenset(), "6.7.3.1"),
     ("attr", "DELETE"): (frozenset({"datasetId", "deleteAll"}), "6.7.3.2"),
     ("types", "GET"): (frozenset({"local"}), "6.25.3.1"),
-    ("batch", "POST"): (frozenset({"options"}), "6.14-6.17"),
+    ("type", "GET"): (frozenset({"local"}), "6.26.3.1"),
+    ("attributes", "GET"): (frozenset({"local"}), "6.27.3.1"),
+    ("attribute", "GET"): (frozenset({"local"}), "6.28.3.1"),
+    ("entities", "DELETE"): (frozenset({"id", "type", "idPattern", "q", "local"}), "6.4.3.3"),
+    ("entity", "PATCH"): (frozenset(), "6.5.3.3"),
+    ("entity", "PUT"): (frozenset(), "6.5.3.4"),
+    ("attr", "PUT"): (frozenset(), "6.7.3.3"),
+    ("batch", "POST"): (frozenset({"options", "limit", "offset", "count", "format"}), "6.14-6.23"),
     ("temporal", "GET"): ((_ENTITY_QUERY - {"pick", "omit"}) | _TEMPORAL_WINDOW, "6.18.3.2"),
     ("temporal", "POST"): (frozenset(), "6.18.3.1"),
     ("temporal_entity", "GET"): (frozenset({"attrs", "options", "format", "local"}) | _TEMPORAL_WINDOW,
@@ -503,7 +513,8 @@ _OPTIONS = {
     ("entities", "GET"): {"keyValues", "simplified", "normalized", "sysAttrs"},
     ("entity", "GET"): {"keyValues", "simplified", "normalized", "sysAttrs"},
     ("attrs", "POST"): {"noOverwrite"},
-    ("batch", "POST"): {"update", "replace", "noOverwrite"},
+    ("batch", "POST"): {"update", "replace", "noOverwrite", "keyValues", "simplified", "normalized",
+                        "sysAttrs"},
     ("temporal", "GET"): {"temporalValues", "simplified", "keyValues", "normalized", "sysAttrs"},
     ("temporal_entity", "GET"): {"temporalValues", "simplified", "keyValues", "normalized", "sysAttrs"},
 }
@@ -516,6 +527,9 @@ _UNIMPLEMENTED_OPTIONS = {
 }
 
 
+_QUERY_MEMBERS = frozenset({"type", "entities", "attrs", "q", "geoQ", "@context"})
+
+
 def check_parameters(call: Call, resource: str) -> None:
     """Refuse a query parameter (or option) the operation does not implement.
 
@@ -525,6 +539,8 @@ def check_parameters(call: Call, resource: str) -> None:
         501 OperationNotSupported for a parameter or option of the specification that the
         broker lacks; 400 BadRequestData for a name the operation does not take at all.
     """
+    if resource in _UNIMPLEMENTED_RESOURCES:
+        return  # the operation itself answers 501
     known, clause = PARAMETERS[(resource, call.method)]
     where = f"{call.method} {BASE}/{'/'.join(call.segments[:1]) or ''}"
     for name in call.params.keys():
@@ -631,6 +647,58 @@ class Handlers:
                                      delete_all=call.params.get("deleteAll") == "true")
         return Response(status_code=204)
 
+    def entities_delete(self, call: Call) -> Response:
+        """DELETE /entities?type=...: purge the matching entities (clause 5.6.21)."""
+        self.broker.purge(call.tenant, entity_query(call))
+        return Response(status_code=204)
+
+    def entity_patch(self, call: Call) -> Response:
+        """PATCH /entities/{id}: merge the body into the entity (clause 5.6.17).
+
+        Attributes are merged instance by instance (datasetId), the NGSI-LD Null deletes, and
+        a ``type`` other than the entity's is refused (this broker keeps one type per entity).
+        """
+        self.broker.merge_entity(call.tenant, call.segments[1], call.payload, call.ctx)
+        return Response(status_code=204)
+
+    def entity_put(self, call: Call) -> Response:
+        """PUT /entities/{id}: replace the entity's attributes (clause 5.6.18)."""
+        self.broker.replace_entity(call.tenant, call.segments[1], call.payload, call.ctx)
+        return Response(status_code=204)
+
+    def attr_put(self, call: Call) -> Response:
+        """PUT /entities/{id}/attrs/{name}: replace one attribute (instance) (clause 5.6.19)."""
+        name = check_name(call.segments[3], "attribute name")
+        self.broker.replace_attribute(call.tenant, call.segments[1], call.ctx.expand(name), call.payload,
+                                      call.ctx)
+        return Response(status_code=204)
+
+    def type_get(self, call: Call) -> Response:
+        """GET /types/{type}: entity count and attributes of one type (clause 5.7.7)."""
+        type_iri = expand_type(call.segments[1], call.ctx, "type")
+        count, attributes = self.broker.type_info(call.tenant, type_iri)
+        details = [{"id": name, "type": "Attribute", "attributeName": call.ctx.compact(name),
+                    "attributeTypes": sorted(kinds)} for name, kinds in sorted(attributes.items())]
+        return respond(call, {"id": type_iri, "type": "EntityTypeInfo",
+                              "typeName": call.ctx.compact(type_iri), "entityCount": count,
+                              "attributeDetails": details})
+
+    def attributes_get(self, call: Call) -> Response:
+        """GET /attributes: the attribute names in use (clause 5.7.8)."""
+        names = [call.ctx.compact(name) for name in self.broker.attribute_info(call.tenant)]
+        return respond(call, {"id": "urn:ngsi-ld:AttributeList:sscity", "type": "AttributeList",
+                              "attributeList": names})
+
+    def attribute_get(self, call: Call) -> Response:
+        """GET /attributes/{name}: where one attribute is used (clause 5.7.9)."""
+        name = call.ctx.expand(check_name(call.segments[1], "attribute name"))
+        info = self.broker.attribute_info(call.tenant).get(name)
+        if info is None:
+            raise not_found(f"No entity has the attribute {call.segments[1]!r}.")
+        return respond(call, {"id": name, "type": "Attribute", "attributeName": call.ctx.compact(name),
+                              "attributeCount": info["count"], "attributeTypes": sorted(info["kinds"]),
+                              "typeNames": sorted(call.ctx.compact(t) for t in info["types"])})
+
     def types_get(self, call: Call) -> Response:
         """GET /types: the entity types present (5.7.5)."""
         types = [call.ctx.compact(name) for name in self.broker.entity_types(call.tenant)]
@@ -641,9 +709,11 @@ class Handlers:
     def batch_post(self, call: Call) -> Response:
         """POST /entityOperations/{create|upsert|update|delete} (5.6.7-5.6.10)."""
         operation = call.segments[1]
-        if operation not in ("create", "upsert", "update", "delete"):
-            raise not_found(f"There is no batch operation {operation!r}; use create, upsert, update or "
-                            "delete.")
+        if operation == "query":
+            return self.query_post(call)
+        if operation not in ("create", "upsert", "update", "delete", "merge"):
+            raise not_found(f"There is no batch operation {operation!r}; use create, upsert, update, merge, "
+                            "delete or query.")
         items = call.payload
         if not isinstance(items, list):
             raise bad_data(f"The body of a batch {operation} must be a JSON array.")
@@ -662,8 +732,10 @@ class Handlers:
                 continue
             ready.append(item)
             contexts.append(item_ctx)
-        outcome = self.broker.batch(call.tenant, operation, ready, contexts,
-                                    mode="update" if "update" in options else "replace",
+        # Batch merge (clause 5.6.20) is batch update: existing entities, merged attribute by
+        # attribute, the NGSI-LD Null deleting.
+        outcome = self.broker.batch(call.tenant, "update" if operation == "merge" else operation, ready,
+                                    contexts, mode="update" if "update" in options else "replace",
                                     overwrite="noOverwrite" not in options)
         errors = failed + outcome.errors
         if errors:
@@ -673,6 +745,67 @@ class Handlers:
         if operation == "upsert" and outcome.created:
             return respond(call, outcome.created, status=201)
         return Response(status_code=204)
+
+    def query_post(self, call: Call) -> Response:
+        """POST /entityOperations/query: a query in the body (clause 5.7.2 via 6.23)."""
+        body = call.payload
+        if not isinstance(body, dict) or body.get("type") != "Query":
+            raise bad_data('The body of POST /entityOperations/query is a Query: {"type": "Query", '
+                           '"entities": [{"type": "AirQualityObserved"}], "q": "no2>40"}.')
+        for member in body:
+            if member not in _QUERY_MEMBERS:
+                if member in UNIMPLEMENTED_PARAMETERS or member in ("temporalQ", "scopeQ", "lang", "csf"):
+                    raise not_implemented(f"The Query member {member!r}", "5.2.23")
+                raise bad_data(f"A Query has no member {member[:60]!r}; use "
+                               f"{', '.join(sorted(_QUERY_MEMBERS))}.")
+        ctx = call.ctx
+        query = EntityQuery(limit=call.int_param("limit", 20), offset=call.int_param("offset", 0),
+                            count=call.params.get("count", "false").lower() == "true")
+        selectors = body.get("entities")
+        if selectors is not None:
+            if not isinstance(selectors, list) or not selectors or not all(
+                    isinstance(item, dict) and set(item) <= {"type", "id", "idPattern"} and "type" in item
+                    for item in selectors):
+                raise bad_data('Query "entities" is a non-empty list of {"type": ..., "id"?: ..., '
+                               '"idPattern"?: ...}.')
+            query.types = tuple(sorted({expand_type(item["type"], ctx, "type") for item in selectors}))
+            ids = [item["id"] for item in selectors if "id" in item]
+            patterns = {item["idPattern"] for item in selectors if "idPattern" in item}
+            if (ids and len(ids) != len(selectors)) or len(patterns) > 1 or (patterns and ids):
+                raise not_implemented("A Query whose entity selectors mix ids, id patterns and bare types",
+                                      "5.2.23", "Send one query per kind of selector.")
+            if ids:
+                query.ids = tuple(check_entity_id(i, "id") for i in ids)
+            if patterns:
+                query.id_pattern = compile_id_pattern(patterns.pop())
+        if "attrs" in body:
+            if not isinstance(body["attrs"], list) or not body["attrs"]:
+                raise bad_data('Query "attrs" is a non-empty list of attribute names.')
+            query.attrs = frozenset(ctx.expand(check_name(name, "attrs")) for name in body["attrs"])
+        if "q" in body:
+            if not isinstance(body["q"], str):
+                raise bad_data('Query "q" is a string such as "no2>40".')
+            query.q = parse_q(body["q"], ctx.expand)
+            query.numeric_terms = numeric_prefilter(body["q"], ctx.expand)
+        if "geoQ" in body:
+            g = body["geoQ"]
+            if not isinstance(g, dict):
+                raise bad_data('Query "geoQ" is {"geometry": ..., "coordinates": ..., "georel": ...}.')
+            coordinates = g.get("coordinates")
+            query.geo = parse_geoquery(g.get("georel"), g.get("geometry"),
+                                       coordinates if isinstance(coordinates, str) or coordinates is None
+                                       else dumps(coordinates),
+                                       ctx.expand(check_name(g["geoproperty"], "geoproperty"))
+                                       if "geoproperty" in g else None)
+        if query.types is None and query.ids is None and query.attrs is None and query.q is None \
+                and query.geo is None:
+            raise bad_data('A Query needs "entities", "attrs", "q" or "geoQ".')
+        entities, total = self.broker.query_entities(call.tenant, query)
+        key_values, sys_attrs = _representation(call)
+        body_out = [render_entity(entity, ctx, key_values=key_values, sys_attrs=sys_attrs, attrs=query.attrs)
+                    for entity in entities]
+        return respond(call, body_out, headers=_page_headers(call, query.offset, query.limit, total,
+                                                             query.count))
 
     # temporal
     def temporal_get(self, call: Call) -> Response:
@@ -753,22 +886,42 @@ def resource_of(segments: list[str]) -> str | None:
             return "attrs" if n == 3 else ("attr" if n == 4 else None)
     elif head == "entityOperations" and n == 2:
         return "batch"
-    elif head == "types" and n == 1:
-        return "types"
+    elif head == "types" and n in (1, 2):
+        return "types" if n == 1 else "type"
+    elif head == "attributes" and n in (1, 2):
+        return "attributes" if n == 1 else "attribute"
     elif head == "temporal" and n >= 2 and segments[1] == "entities":
+        if n >= 4 and segments[3] == "attrs" and n <= 6:
+            return "temporal_attrs"
         return "temporal" if n == 2 else ("temporal_entity" if n == 3 else None)
+    elif head in _UNIMPLEMENTED_RESOURCES:
+        return head
     elif head == "subscriptions":
         return "subscriptions" if n == 1 else ("subscription" if n == 2 else None)
     return None
 
 
+#: Resources of the specification the broker does not offer: every method answers 501.
+_UNIMPLEMENTED_RESOURCES = {
+    "temporal_attrs": "temporal attribute and instance operations, clauses 5.6.12-5.6.15",
+    "csourceRegistrations": "context source registrations, clause 5.9",
+    "csourceSubscriptions": "context source registration subscriptions, clause 5.11",
+    "entityMaps": "entity maps, clause 5.14",
+    "info": "broker information (/info/sourceIdentity, /info/conformance), clause 5.15",
+    "snapshots": "snapshots, clause 5.16",
+}
+_ALL_METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE")
 _ROUTES = {
-    "entities": {"GET": "entities_get", "POST": "entities_post"},
-    "entity": {"GET": "entity_get", "DELETE": "entity_delete"},
+    "entities": {"GET": "entities_get", "POST": "entities_post", "DELETE": "entities_delete"},
+    "entity": {"GET": "entity_get", "DELETE": "entity_delete", "PATCH": "entity_patch", "PUT": "entity_put"},
     "attrs": {"PATCH": "attrs_patch", "POST": "attrs_post"},
-    "attr": {"PATCH": "attr_patch", "DELETE": "attr_delete"},
+    "attr": {"PATCH": "attr_patch", "DELETE": "attr_delete", "PUT": "attr_put"},
     "batch": {"POST": "batch_post"},
     "types": {"GET": "types_get"},
+    "type": {"GET": "type_get"},
+    "attributes": {"GET": "attributes_get"},
+    "attribute": {"GET": "attribute_get"},
+    **{name: dict.fromkeys(_ALL_METHODS, "types_get") for name in _UNIMPLEMENTED_RESOURCES},
     "temporal": {"GET": "temporal_get", "POST": "temporal_post"},
     "temporal_entity": {"GET": "temporal_entity_get", "DELETE": "temporal_entity_delete"},
     "subscriptions": {"GET": "subscriptions_get", "POST": "subscriptions_post"},
@@ -837,6 +990,12 @@ def create_app(broker: Broker, max_body_bytes: int = MAX_BODY_BYTES,
             return problem_response(NgsiError("MethodNotAllowed", f"{request.method} is not allowed on "
                                               f"{request.url.path}; use {', '.join(table)}."),
                                     headers={"Allow": ", ".join(table)})
+        if resource in _UNIMPLEMENTED_RESOURCES:  # refused whatever the request carries
+            name = "/".join(segments[:2]) if segments[0] == "temporal" else segments[0]
+            return problem_response(not_implemented(
+                f"{request.method} {BASE}/{name}... ({_UNIMPLEMENTED_RESOURCES[resource]})",
+                _UNIMPLEMENTED_RESOURCES[resource].rsplit("clause ", 1)[-1].replace("clauses ", ""),
+                "ORION-LD.md in sscity.platform lists what the broker offers."))
         try:
             call = Call(request, segments, body, broker.contexts, resource in _GEO_RESOURCES)
             check_parameters(call, resource)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import geo
 from .context import ContextResolver, TermMap
-from .errors import NgsiError, bad_data, not_found, not_implemented
+from .errors import ERROR_KINDS, NgsiError, bad_data, not_found, not_implemented
 from .model import (
     LOCATION,
     NGSI_LD_NULL,
@@ -305,6 +305,43 @@ class Broker:
             self._notify(tenant, subs, [(entity, set(written))])
         return result
 
+    def merge_entity(self, tenant: str, entity_id: str, payload, ctx: TermMap) -> None:
+        """Merge a fragment into an entity (clause 5.6.17): attributes merged by datasetId,
+        new ones added, the NGSI-LD Null deleting; 404 if the entity does not exist."""
+        self._one_of_batch(tenant, "update", entity_id, payload, ctx)
+
+    def replace_entity(self, tenant: str, entity_id: str, payload, ctx: TermMap) -> None:
+        """Replace an existing entity's type and attributes (clause 5.6.18); createdAt is kept."""
+        self.get_entity(tenant, entity_id)  # 404 before anything is written
+        self._one_of_batch(tenant, "upsert", entity_id, payload, ctx)
+
+    def _one_of_batch(self, tenant: str, operation: str, entity_id: str, payload, ctx: TermMap) -> None:
+        if not isinstance(payload, dict):
+            raise bad_data("The body must be a JSON object of attributes (and optionally id and type).")
+        if payload.get("id", entity_id) != entity_id:
+            raise bad_data(f"The body's id {payload.get('id')!r} is not the entity {entity_id} of the URL.")
+        self._existing_tenant(tenant, entity_id)
+        item = {**payload, "id": entity_id}
+        if operation == "upsert" and "type" not in item:
+            item["type"] = ctx.compact(self.get_entity(tenant, entity_id).type)
+        outcome = self.batch(tenant, operation, [item], [ctx], mode="replace")
+        if outcome.errors:
+            problem = outcome.errors[0]["error"]
+            kind = problem["type"].rsplit("/", 1)[-1]
+            raise NgsiError(kind if kind in ERROR_KINDS else "BadRequestData", problem["detail"],
+                            status=problem["status"])
+
+    def replace_attribute(self, tenant: str, entity_id: str, attr_iri: str, fragment, ctx: TermMap) -> None:
+        """Replace one attribute, or the instance of the body's datasetId (clause 5.6.19)."""
+        entity = self.get_entity(tenant, entity_id)
+        if attr_iri not in entity.attrs:
+            raise not_found(f"Entity {entity_id} has no attribute {ctx.compact(attr_iri)!r}; append it with "
+                            f"POST /ngsi-ld/v1/entities/{entity_id}/attrs.")
+        result = self.update_attributes(tenant, entity_id, {ctx.compact(attr_iri): fragment}, ctx,
+                                        append=False)
+        if result.not_updated:
+            raise not_found(f"Attribute {ctx.compact(attr_iri)!r}: {result.not_updated[0][1]}.")
+
     def patch_attribute(self, tenant: str, entity_id: str, attr_iri: str, fragment, ctx: TermMap) -> None:
         """Partial update of one attribute (clause 5.6.4): merge ``fragment`` into it."""
         tenant = self._existing_tenant(tenant, entity_id)
@@ -504,6 +541,54 @@ class Broker:
         with self.store.read() as conn:
             return [row[0] for row in conn.execute(
                 "SELECT DISTINCT type FROM entities WHERE tenant=? ORDER BY type", (tenant,))]
+
+    def type_info(self, tenant: str, type_iri: str) -> tuple[int, dict[str, set[str]]]:
+        """Entities of one type and their attributes (clause 5.7.7): (count, {attribute: kinds})."""
+        tenant = self._existing_tenant(tenant)
+        count, attributes = 0, {}
+        with self.store.read() as conn:
+            for (doc,) in conn.execute("SELECT doc FROM entities WHERE tenant=? AND type=?",
+                                       (tenant, type_iri)):
+                count += 1
+                for name, attribute in json.loads(doc).items():
+                    kinds = attributes.setdefault(name, set())
+                    for instance in attribute if isinstance(attribute, list) else [attribute]:
+                        kinds.add(instance.get("type", "Property"))
+        if not count:
+            raise not_found(f"There is no entity of type {type_iri}{_in_tenant(tenant)}.")
+        return count, attributes
+
+    def attribute_info(self, tenant: str) -> dict[str, dict]:
+        """Every attribute of a tenant (clauses 5.7.8-5.7.9): {IRI: {count, kinds, types}}."""
+        tenant = self._existing_tenant(tenant)
+        found: dict[str, dict] = {}
+        with self.store.read() as conn:
+            for entity_type, doc in conn.execute("SELECT type, doc FROM entities WHERE tenant=?", (tenant,)):
+                for name, attribute in json.loads(doc).items():
+                    info = found.setdefault(name, {"count": 0, "kinds": set(), "types": set()})
+                    info["count"] += 1
+                    info["types"].add(entity_type)
+                    for instance in attribute if isinstance(attribute, list) else [attribute]:
+                        info["kinds"].add(instance.get("type", "Property"))
+        return dict(sorted(found.items()))
+
+    def purge(self, tenant: str, query: EntityQuery) -> int:
+        """Delete every entity matching ``query`` with its history (purge, DELETE /entities)."""
+        tenant = self._existing_tenant(tenant)
+        if query.types is None and query.ids is None and query.id_pattern is None and query.q is None:
+            raise bad_data("Purging needs type, id, idPattern or q: DELETE /entities with none of them "
+                           "would delete every entity of the tenant.")
+        everything = EntityQuery(types=query.types, ids=query.ids, id_pattern=query.id_pattern, q=query.q,
+                                 numeric_terms=query.numeric_terms, limit=self.max_limit)
+        sql, params = _select_sql(tenant, everything)
+        with self.store.write() as conn:
+            rows = self._filter(conn.execute(
+                f"SELECT e.id, e.type, e.doc, e.created_at, e.modified_at, e.geom {sql} ORDER BY e.pk",
+                params).fetchall(), everything, None)
+            for entity_id, *_ in rows:
+                pk, _ = self._get(conn, tenant, entity_id)
+                Store.delete_entity(conn, tenant, pk, entity_id)
+        return len(rows)
 
     def query_entities(self, tenant: str, query: EntityQuery,
                        only_ids: set[str] | None = None) -> tuple[list[Entity], int]:
@@ -819,9 +904,8 @@ class Broker:
                 raise bad_data("'throttling' must be a number of seconds, not negative.")
             doc["throttling"] = throttling
         if "timeInterval" in payload:
-            raise NgsiError("OperationNotSupported", "Periodic subscriptions (timeInterval) are not "
-                            "supported by the course broker; use change-based subscriptions "
-                            "(watchedAttributes).")
+            raise not_implemented("Periodic subscriptions (timeInterval)", "5.2.12",
+                                  "Use change-based subscriptions (watchedAttributes).")
         doc["jsonldContext"] = ctx.source
         return doc
 
@@ -1162,6 +1246,9 @@ def _check_notification(value, ctx: TermMap) -> dict:
     if uri.startswith(INBOX_SCHEME):
         if not re.match(r"^[A-Za-z0-9_.\-]{1,64}$", uri[len(INBOX_SCHEME):]):
             raise bad_data(f"Inbox names are 1-64 letters, digits, '.', '_' or '-': {uri!r}.")
+    elif uri.startswith(("mqtt://", "mqtts://")):
+        raise not_implemented("MQTT notifications (an mqtt:// endpoint)", "5.2.15 / annex MQTT binding",
+                              "Use an http(s) endpoint or an in-process inbox (sscity:inbox/<name>).")
     elif not (uri.startswith(("http://", "https://")) and is_uri(uri)):
         raise bad_data(f"notification.endpoint.uri {uri!r} must be an http(s) URL or {INBOX_SCHEME}<name>.")
     accept = endpoint.get("accept", "application/json")
