@@ -47,13 +47,13 @@ def speeds(http) -> dict:
 
 @pytest.mark.parametrize(("path", "params"), [
     ("/entities", {"type": "Vehicle", "scopeQ": "/Tsukuba"}),
-    ("/entities", {"type": "Vehicle", "lang": "ja"}),
+    ("/temporal/entities", {"type": "Vehicle", "lang": "ja"}),
     ("/entities", {"type": "Vehicle", "orderBy": "speed"}),
     ("/entities", {"type": "Vehicle", "join": "inline"}),
     ("/entities", {"type": "Vehicle", "datasetId": "urn:ngsi-ld:Dataset:gps"}),
     ("/entities", {"type": "Vehicle", "geometryProperty": "location"}),
     ("/entities", {"type": "Vehicle", "csf": "x==1"}),
-    (f"/entities/{ENTITY}", {"lang": "en"}),
+    (f"/entities/{ENTITY}", {"scopeQ": "/Tsukuba"}),
     ("/types", {"details": "true"}),
     ("/temporal/entities", {"type": "Vehicle", "aggrMethods": "avg"}),
     ("/entities", {"type": "Vehicle", "options": "concise"}),
@@ -329,3 +329,19 @@ def test_mqtt_notification_endpoints_are_501(http):
                     "notification": {"endpoint": {"uri": "mqtt://localhost:1883/city"}}}
     body = assert_problem(http.post(f"{NGSI}/subscriptions", json=subscription), 501, "OperationNotSupported")
     assert "MQTT" in body["detail"]
+
+
+def test_lang_gives_one_language_of_a_language_property(http):
+    names = {"type": "LanguageProperty", "languageMap": {"ja": "キューボ", "en": "Qolo", "@none": "Qolo"}}
+    create(http, vehicle(label=names))
+    one = f"{NGSI}/entities/{ENTITY}"
+    assert http.get(one, params={"lang": "ja"}).json()["label"] == {"type": "Property", "value": "キューボ",
+                                                                    "lang": "ja"}
+    assert http.get(one, params={"lang": "fr,ja;q=0.4,en;q=0.9", "options": "keyValues"}).json()["label"] == \
+        "Qolo"  # no French: English is preferred to Japanese
+    assert http.get(one, params={"lang": "fr"}).json()["label"] == {"type": "Property", "value": "Qolo"}
+    assert http.get(one).json()["label"]["languageMap"]["ja"] == "キューボ"  # without lang: the map
+    listed = http.get(f"{NGSI}/entities", params={"type": "Vehicle", "lang": "ja", "options": "keyValues"})
+    assert listed.json()[0]["label"] == "キューボ"
+    for bad in ("ja;q=2", "日本語", "en;;q=1", ""):
+        assert_problem(http.get(one, params={"lang": bad}), 400, "BadRequestData")

@@ -41,6 +41,7 @@ from .context import TermMap, context_link_header
 from .errors import NgsiError, bad_data, invalid_request, not_found, not_implemented
 from .geo import parse_geoquery
 from .model import (
+    Entity,
     check_entity_id,
     check_name,
     compact_attribute,
@@ -374,10 +375,11 @@ class _Shape:
     ``omit`` only shape the output, and may name the entity members ``id`` and ``type``.
     """
 
-    __slots__ = ("attrs", "keep_id", "keep_type", "omit")
+    __slots__ = ("attrs", "keep_id", "keep_type", "omit", "languages")
 
     def __init__(self, call: Call):
         self.attrs = _projection(call)
+        self.languages = _languages(call.params["lang"]) if "lang" in call.params else None
         self.keep_id = self.keep_type = True
         self.omit: frozenset[str] = frozenset()
         pick, omit = call.params.get("pick"), call.params.get("omit")
@@ -405,6 +407,10 @@ class _Shape:
         return shown - self.omit
 
     def render(self, entity, ctx: TermMap, key_values: bool, sys_attrs: bool) -> dict:
+        if self.languages is not None:
+            entity = Entity(entity.id, entity.type, {name: _in_language(attribute, self.languages)
+                                                     for name, attribute in entity.attrs.items()},
+                            entity.created_at, entity.modified_at)
         out = render_entity(entity, ctx, key_values=key_values, sys_attrs=sys_attrs,
                             attrs=self.names(entity))
         if not self.keep_id:
@@ -436,6 +442,44 @@ def render_temporal(entity, instances: dict, ctx: TermMap, temporal_values: bool
     return out
 
 
+_LANGUAGE_TAG = re.compile(r"(\*|[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*)\Z")
+_QUALITY = re.compile(r"q=(0(\.[0-9]{0,3})?|1(\.0{0,3})?)\Z")
+
+
+def _languages(text: str) -> list[str]:
+    """The language tags of ``lang`` (``ja``, ``en,ja;q=0.5``, ``*``), most preferred first."""
+    ranked = []
+    for position, item in enumerate(text.split(",")):
+        tag, *quality = [part.strip() for part in item.split(";")]
+        if not _LANGUAGE_TAG.match(tag) or len(quality) > 1 or (quality and not _QUALITY.match(quality[0])):
+            raise bad_data(f"lang={text[:60]!r} is not a list of language tags such as ja, en or "
+                           "en,ja;q=0.5 (a tag, optionally ;q= with a weight from 0 to 1).")
+        weight = float(quality[0][2:]) if quality else 1.0
+        ranked.append((-weight, position, tag))
+    return [tag for weight, _, tag in sorted(ranked) if weight < 0]
+
+
+def _in_language(attribute, languages: list[str]):
+    """A LanguageProperty as the Property of one language (``lang``, clause 6.4.3.2): the first of
+    ``languages`` the languageMap has, else its ``@none`` entry, else its first language."""
+    if isinstance(attribute, list):
+        return [_in_language(instance, languages) for instance in attribute]
+    if not isinstance(attribute, dict) or attribute.get("type") != "LanguageProperty":
+        return attribute
+    strings = attribute.get("languageMap", {})
+    chosen = next((tag for tag in languages if tag in strings), None)
+    if chosen is None and "*" in languages and strings:
+        chosen = next(iter(strings))
+    if chosen is None:
+        chosen = "@none" if "@none" in strings else next(iter(strings), None)
+    out = {key: value for key, value in attribute.items() if key != "languageMap"}
+    out["type"] = "Property"
+    out["value"] = strings.get(chosen) if chosen is not None else None
+    if chosen not in (None, "@none"):
+        out["lang"] = chosen
+    return out
+
+
 def _feature(entity, ctx: TermMap, key_values: bool, shape: _Shape) -> dict:
     rendered = shape.render(entity, ctx, key_values, False)
     location = entity.attrs.get("https://uri.etsi.org/ngsi-ld/location")
@@ -453,13 +497,14 @@ def _feature(entity, ctx: TermMap, key_values: bool, shape: _Shape) -> dict:
 
 _ENTITY_QUERY = frozenset({"id", "type", "idPattern", "attrs", "pick", "omit", "q", "georel", "geometry",
                            "coordinates", "geoproperty", "options", "format", "limit", "offset", "count",
-                           "local"})
+                           "local", "lang"})
 _TEMPORAL_WINDOW = frozenset({"timerel", "timeAt", "endTimeAt", "lastN", "timeproperty"})
 #: (resource, method) -> (query parameters implemented, clause of the operation's HTTP binding).
 PARAMETERS: dict[tuple[str, str], tuple[frozenset, str]] = {
     ("entities", "GET"): (_ENTITY_QUERY, "6.4.3.2"),
     ("entities", "POST"): (frozenset(), "6.4.3.1"),
-    ("entity", "GET"): (frozenset({"attrs", "pick", "omit", "options", "format", "geoproperty", "local"}),
+    ("entity", "GET"): (frozenset({"attrs", "pick", "omit", "options", "format", "geoproperty", "local",
+                                   "lang"}),
                         "6.5.3.1"),
     ("entity", "DELETE"): (frozenset(), "6.5.3.2"),
     ("attrs", "PATCH"): (frozenset(), "6.6.3.2"),
@@ -475,7 +520,7 @@ PARAMETERS: dict[tuple[str, str], tuple[frozenset, str]] = {
     ("entity", "PUT"): (frozenset(), "6.5.3.4"),
     ("attr", "PUT"): (frozenset(), "6.7.3.3"),
     ("batch", "POST"): (frozenset({"options", "limit", "offset", "count", "format"}), "6.14-6.23"),
-    ("temporal", "GET"): ((_ENTITY_QUERY - {"pick", "omit"}) | _TEMPORAL_WINDOW, "6.18.3.2"),
+    ("temporal", "GET"): ((_ENTITY_QUERY - {"pick", "omit", "lang"}) | _TEMPORAL_WINDOW, "6.18.3.2"),
     ("temporal", "POST"): (frozenset(), "6.18.3.1"),
     ("temporal_entity", "GET"): (frozenset({"attrs", "options", "format", "local"}) | _TEMPORAL_WINDOW,
                                  "6.19.3.1"),
