@@ -71,10 +71,10 @@ verify: setup
 	$(SSCITY) course verify --jobs $(JOBS)
 
 test: setup
-	$(PYTHON) -m pytest -n $(JOBS)
+	$(PYTHON) -m pytest -n $(JOBS) --dist loadgroup
 
 test-fast: setup
-	$(PYTHON) -m pytest -m "not slow" -n $(JOBS)
+	$(PYTHON) -m pytest -m "not slow" -n $(JOBS) --dist loadgroup
 
 # The classroom end to end: a real browser (Debian's chromium, driven by Playwright) and a
 # JupyterHub with nbgrader's exchange (needs node's configurable-http-proxy and root for its

@@ -73,3 +73,30 @@ def http_get(url: str, token: str) -> tuple[int, str]:
             return answer.status, answer.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, ""
+
+
+#: The module and students of the small graded class that several test files share.
+TWO_STUDENT_MODULE = "00-orientation"
+TWO_STUDENTS = ("correct-01", "blank-01")
+
+
+@pytest.fixture(scope="session")
+def two_student_class(tmp_path_factory):
+    """00-orientation handed in by a correct and a blank student (plus a stray file), graded
+    once per test worker: ``(folder, run)`` with ``folder/submissions`` and ``folder/graded``.
+
+    Tests copy what they change. The files that use it share an xdist group, so that one
+    worker grades the class once instead of each file grading its own.
+    """
+    import shutil
+
+    from sscity.course.demo import build_demo_class
+    from sscity.course.grade import grade
+
+    base = tmp_path_factory.mktemp("two-student-class")
+    build_demo_class(ROOT, base, students=0, modules=[TWO_STUDENT_MODULE], adversarial=["adv-stray-file"])
+    for folder in (base / "submissions").iterdir():
+        if folder.name not in TWO_STUDENTS:
+            shutil.rmtree(folder)
+    run = grade(ROOT, base / "submissions", base / "graded", jobs=2, cell_timeout=20, progress=False)
+    return base, run

@@ -23,12 +23,10 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, free_port
-from sscity.course.demo import build_demo_class
-from sscity.course.grade import grade
+from conftest import ROOT, TWO_STUDENT_MODULE, TWO_STUDENTS, free_port
 
-MODULE = "00-orientation"
-STUDENTS = ("correct-01", "blank-01")
+MODULE = TWO_STUDENT_MODULE
+STUDENTS = TWO_STUDENTS
 CELL_TIMEOUT = 20
 
 
@@ -36,16 +34,13 @@ def _env() -> dict:
     return dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
 
 
+# The graded class is shared with test_grades_by_track.py (see conftest.two_student_class).
+pytestmark = pytest.mark.xdist_group("two-student-class")
+
+
 @pytest.fixture(scope="module")
-def graded_class(tmp_path_factory):
-    base = tmp_path_factory.mktemp("formgrader")
-    build_demo_class(ROOT, base, students=0, modules=[MODULE], adversarial=["adv-stray-file"])
-    for folder in (base / "submissions").iterdir():
-        if folder.name not in STUDENTS:
-            shutil.rmtree(folder)
-    run = grade(ROOT, base / "submissions", base / "graded", jobs=2, cell_timeout=CELL_TIMEOUT,
-                progress=False)
-    return base, run
+def graded_class(two_student_class):
+    return two_student_class
 
 
 def _flags(gradebook_path: Path) -> dict:

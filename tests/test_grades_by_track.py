@@ -19,14 +19,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import ROOT
+from conftest import ROOT, TWO_STUDENT_MODULE, TWO_STUDENTS
 from sscity.course.demo import build_demo_class
 from sscity.course.grade import Result, grade
 from sscity.course.notebooks import grade_id, is_test_cell, nbgrader_meta, tier
 from sscity.course.report import GradebookMismatch, refresh_track_grades, track_grades
 from sscity.course.tracks import load_tracks
 
-STUDENTS = ("correct-01", "blank-01")
+STUDENTS = TWO_STUDENTS
 CELL_TIMEOUT = 20
 
 
@@ -49,9 +49,16 @@ def _module_with_hand_task() -> str:
     pytest.skip("no released module has a hand-graded task")
 
 
+# The graded class is shared with test_formgrader.py (see conftest.two_student_class).
+pytestmark = pytest.mark.xdist_group("two-student-class")
+
+
 @pytest.fixture(scope="module")
-def graded_class(tmp_path_factory):
+def graded_class(request, tmp_path_factory):
     module = _module_with_hand_task()
+    if module == TWO_STUDENT_MODULE:
+        out, _ = request.getfixturevalue("two_student_class")
+        return out, module, _tasks(module)
     out = tmp_path_factory.mktemp("hand")
     build_demo_class(ROOT, out, students=0, modules=[module], adversarial=["adv-stray-file"])
     for folder in (out / "submissions").iterdir():
