@@ -100,3 +100,38 @@ def two_student_class(tmp_path_factory):
             shutil.rmtree(folder)
     run = grade(ROOT, base / "submissions", base / "graded", jobs=2, cell_timeout=20, progress=False)
     return base, run
+
+
+class _BrokerBugs:
+    """Collects the broker's ``internal error`` log records (each one was answered 500)."""
+
+    def __init__(self):
+        import logging
+
+        self.records: list = []
+        self.handler = logging.Handler(level=logging.ERROR)
+        self.handler.emit = self.records.append
+
+
+@pytest.fixture(autouse=True)
+def no_broker_answers_500():
+    """Every test fails if the in-process NGSI-LD broker answered any request with a 500.
+
+    The broker turns an unexpected exception into a 500 ProblemDetails and logs it; a test
+    that checks only what it asked for would pass over that bug (issue 17: no request in
+    the test suite gets a 500).
+    """
+    import logging
+
+    bugs = _BrokerBugs()
+    logger = logging.getLogger("sscity.platform.app")
+    logger.addHandler(bugs.handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(bugs.handler)
+    if bugs.records:
+        record = bugs.records[0]
+        pytest.fail(f"the broker answered 500 ({record.getMessage()}):\n"
+                    + (logging.Formatter().formatException(record.exc_info) if record.exc_info else ""),
+                    pytrace=False)
