@@ -170,3 +170,13 @@ def test_the_cache_folder_keeps_hosted_and_implicit_contexts_across_restarts(tmp
     with pytest.raises(NgsiError) as caught:
         second.resolve(first.url_of(hosted))
     assert caught.value.kind == "LdContextNotAvailable"
+
+
+def test_implicitly_created_contexts_are_bounded_in_memory_and_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setattr("sscity.platform.context.MAX_IMPLICIT", 3)
+    resolver = ContextResolver()
+    resolver.use_cache_dir(tmp_path)
+    urls = [resolver.implicit_url({f"t{n}": f"https://example.org/t{n}"}) for n in range(5)]
+    kept = [entry.local_id for entry in resolver.stored("ImplicitlyCreated")]
+    assert kept == [url.rsplit("/", 1)[1] for url in urls[2:]]  # the oldest went first
+    assert sorted(file.stem for file in (tmp_path / "implicit").glob("*.jsonld")) == sorted(kept)

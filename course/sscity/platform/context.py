@@ -336,6 +336,7 @@ class ContextResolver:
             with self._lock:
                 implicit = [e.local_id for e in self._stored.values() if e.kind == "ImplicitlyCreated"]
                 for old in implicit[:max(0, len(implicit) - MAX_IMPLICIT + 1)]:
+                    self._drop_file(self._stored[old])  # bounded on disk as in memory
                     self._remove(old)
                 self._add(entry)
             self._persist(entry)
@@ -376,8 +377,7 @@ class ContextResolver:
             raise bad_data(f"{entry.url} is built into the broker and cannot be deleted.")
         with self._lock:
             self._remove(entry.local_id)
-        if self._cache_dir is not None and entry.kind != "Cached":
-            (self._cache_dir / _KIND_DIRS[entry.kind] / f"{entry.local_id}.jsonld").unlink(missing_ok=True)
+        self._drop_file(entry)
         return entry
 
     def load(self, spec: str | Path) -> list[str]:
@@ -433,11 +433,12 @@ class ContextResolver:
 
     def _add(self, entry: StoredContext) -> None:
         with self._lock:
+            # Replacing a document (or removing one) drops the processed term maps, which may
+            # have been built from it; a new id or URL cannot have been resolved before.
             self._remove(entry.local_id)
             self._stored[entry.local_id] = entry
             if entry.url:
                 self._by_url[entry.url] = entry.local_id
-            self._cache.clear()  # a term map may have been built from the replaced document
 
     def _remove(self, local_id: str) -> None:
         entry = self._stored.pop(local_id, None)
@@ -445,6 +446,10 @@ class ContextResolver:
             if entry.url:
                 self._by_url.pop(entry.url, None)
             self._cache.clear()
+
+    def _drop_file(self, entry: StoredContext) -> None:
+        if self._cache_dir is not None and entry.kind in _KIND_DIRS:
+            (self._cache_dir / _KIND_DIRS[entry.kind] / f"{entry.local_id}.jsonld").unlink(missing_ok=True)
 
     def _persist(self, entry: StoredContext) -> None:
         if self._cache_dir is None:
