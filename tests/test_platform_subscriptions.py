@@ -286,6 +286,7 @@ def test_notification_link_names_the_context_the_body_is_compacted_with(broker, 
     assert link_url != CORE_CONTEXT_URL and "/jsonldContexts/" in link_url
     served = http.get(NGSI + link_url.split(NGSI, 1)[1])
     assert served.json() == {"@context": inline}
+    assert http.get(made.headers["Location"]).json()["jsonldContext"] == link_url
 
 
 def test_ld_json_notifications_carry_the_subscription_context_in_the_body(broker, http, receiver):

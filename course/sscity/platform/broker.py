@@ -708,8 +708,11 @@ class Broker:
             notification.update(self.notifier.stats(doc["id"]))
             expired = doc.get("expiresAt") is not None and doc["expiresAt"] <= now_iso()
             out["status"] = "expired" if expired else ("active" if doc.get("isActive", True) else "paused")
-            if isinstance(doc.get("jsonldContext"), str):
-                out["jsonldContext"] = doc["jsonldContext"]
+            made_with = doc.get("jsonldContext")
+            if isinstance(made_with, str):
+                out["jsonldContext"] = made_with
+            elif made_with is not None:  # an inline context, named by the URL the broker serves it at
+                out["jsonldContext"] = self.contexts.implicit_url(made_with)
         if "notificationContext" in doc:  # also without stats: an update keeps it
             out["jsonldContext"] = doc["notificationContext"]
         out["notification"] = notification
