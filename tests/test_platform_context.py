@@ -180,3 +180,16 @@ def test_implicitly_created_contexts_are_bounded_in_memory_and_on_disk(tmp_path,
     kept = [entry.local_id for entry in resolver.stored("ImplicitlyCreated")]
     assert kept == [url.rsplit("/", 1)[1] for url in urls[2:]]  # the oldest went first
     assert sorted(file.stem for file in (tmp_path / "implicit").glob("*.jsonld")) == sorted(kept)
+
+
+def test_compact_iris_use_only_terms_that_json_ld_allows_as_prefixes(resolver):
+    ctx = resolver.resolve({"ex": "https://example.org/ns#", "look": "https://example.org/find?",
+                            "word": "https://example.org/word",  # no gen-delim at the end
+                            "exp": {"@id": "https://expanded.example/", "@prefix": True},
+                            "noprefix": {"@id": "https://plain.example/"}})
+    assert ctx.compact("https://example.org/ns#speed") == "ex:speed"
+    assert ctx.compact("https://example.org/find?x") == "look:x"
+    assert ctx.compact("https://example.org/wordy") == "https://example.org/wordy"
+    assert ctx.compact("https://expanded.example/a") == "exp:a"
+    assert ctx.compact("https://plain.example/a") == "https://plain.example/a"
+    assert ctx.expand("noprefix:a") == "https://plain.example/a"  # expansion may still use any term

@@ -64,6 +64,7 @@ _CORE_ALIASES = [
     *(f"https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.{minor}.jsonld" for minor in range(10)),
 ]
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+_GEN_DELIMS = ":/?#[]@"  # RFC 3986 gen-delims: an IRI ending in one can be a compact-IRI prefix
 #: The kinds of stored contexts (clause 5.13.3).
 KINDS = ("Cached", "Hosted", "ImplicitlyCreated")
 #: Path of the @context API (clause 6.31/6.32); a stored context's local URL ends in ``<path><id>``.
@@ -109,16 +110,29 @@ class TermMap:
         A URL naming this context in a ``Link`` header of ``application/json`` responses, or
         a function that makes one when first asked (an inline context gets a URL only when a
         response or notification needs one: see :meth:`ContextResolver.implicit_url`).
+    prefix_flags : dict, optional
+        Term -> ``"simple"`` (defined by a plain IRI string) or the ``@prefix`` value of an
+        expanded definition (False when absent). Decides which terms compact IRIs may use
+        (JSON-LD 1.1, Create Term Definition): a simple term whose IRI ends in a gen-delim
+        character (``:/?#[]@``), or one defined with ``"@prefix": true``. Without it, every
+        term whose IRI ends in ``/``, ``#`` or ``:`` is a prefix.
     """
 
-    def __init__(self, terms: dict[str, str], vocab: str | None, source, link_url):
+    def __init__(self, terms: dict[str, str], vocab: str | None, source, link_url,
+                 prefix_flags: dict | None = None):
         self.terms = terms
         self.vocab = vocab
         self.source = source
         self._link_url = link_url
-        # Prefixes: terms whose IRI ends in a separator, usable in compact IRIs (sdm:no2).
-        self._prefixes = sorted(((t, iri) for t, iri in terms.items() if iri[-1:] in "/#:"),
-                                key=lambda pair: -len(pair[1]))
+        if prefix_flags is None:
+            eligible = [(t, iri) for t, iri in terms.items() if iri[-1:] in "/#:"]
+        else:
+            eligible = [(t, iri) for t, iri in terms.items()
+                        if prefix_flags.get(t) is True
+                        or (prefix_flags.get(t) == "simple" and iri[-1:] in _GEN_DELIMS
+                            and ":" not in t and "/" not in t)]
+        # Prefixes usable in compact IRIs (sdm:no2), the longest IRI first.
+        self._prefixes = sorted(eligible, key=lambda pair: -len(pair[1]))
         self._reverse: dict[str, str] = {}
         for term, iri in terms.items():
             self._reverse.setdefault(iri, term)
@@ -491,7 +505,7 @@ class ContextResolver:
 
     def _build(self, context, link_url) -> TermMap:
         definitions: dict[str, object] = {}
-        state = {"vocab": None}
+        state = {"vocab": None, "prefix": {}}
         self._collect(context, definitions, state, depth=0)
         # The core context is always processed last: its terms cannot be redefined.
         self._collect(self._document(CORE_CONTEXT_URL), definitions, state, depth=0)
@@ -500,7 +514,7 @@ class ContextResolver:
         if vocab is not None and not _SCHEME.match(vocab):
             vocab = terms.get(vocab.rstrip(":"), vocab)
         source = context if context is not None else CORE_CONTEXT_URL
-        return TermMap(terms, vocab, source, link_url)
+        return TermMap(terms, vocab, source, link_url, state["prefix"])
 
     def _document(self, url: str):
         name = self._registry.get(url)
@@ -546,7 +560,9 @@ class ContextResolver:
                     definitions.pop(term, None)
                 elif isinstance(definition, str):
                     definitions[term] = definition
+                    state.setdefault("prefix", {})[term] = "simple"
                 elif isinstance(definition, dict):
+                    state.setdefault("prefix", {})[term] = definition.get("@prefix") is True
                     target = definition.get("@id", definition.get("@reverse"))
                     if target is None:
                         definitions.setdefault(term, None)
