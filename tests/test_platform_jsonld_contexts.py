@@ -238,3 +238,15 @@ def test_serve_refuses_a_context_file_without_a_url(tmp_path):
                            "--context", str(single)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert f"--context https://example.org/my-context.jsonld={single}" in done.stderr
+
+
+def test_client_add_context_gives_a_url_other_clients_can_name(tmp_path):
+    from sscity.platform import Client
+
+    with Client(db=tmp_path / "city.db") as client:
+        url = client.add_context({"vehicleCount": "https://example.org/traffic#vehicleCount",
+                                  "Road": "https://example.org/traffic#Road"})
+        with Client(db=tmp_path / "city.db", context=url) as mine:
+            mine.create(road())
+            assert mine.get("urn:ngsi-ld:Road:1", key_values=True)["vehicleCount"] == 7
+        assert client.get("urn:ngsi-ld:Road:1")["type"] == "https://example.org/traffic#Road"

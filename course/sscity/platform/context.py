@@ -532,7 +532,8 @@ class ContextResolver:
             f"The @context {url!r} is not available: this broker works offline and never downloads "
             "a context. Register it: start the broker with sscity platform serve --context "
             f"{url}=FILE (FILE holding that context document), or POST the document to "
-            "/ngsi-ld/v1/jsonldContexts and name the URL in the Location header; or send the context "
+            "/ngsi-ld/v1/jsonldContexts (sscity's Client.add_context) and name the URL it answers "
+            "(the Location header); or send the context "
             "inline in the body (Content-Type: application/ld+json).")
 
     def _collect(self, context, definitions: dict, state: dict, depth: int) -> None:
