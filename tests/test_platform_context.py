@@ -122,3 +122,74 @@ def test_extra_contexts_given_to_the_resolver_are_resolvable():
     resolver = ContextResolver({"https://example.org/ctx.jsonld": {"@context": {"speed": "https://example.org/s"}}})
     assert resolver.resolve("https://example.org/ctx.jsonld").expand("speed") == "https://example.org/s"
     assert "https://example.org/ctx.jsonld" in resolver.known_urls()
+
+
+# -- the local context store (clause 5.13) and --context files -----------------------------------
+
+def test_context_files_are_registered_by_url_or_by_a_folder_index(tmp_path):
+    resolver = ContextResolver()
+    (tmp_path / "a.jsonld").write_text(json.dumps({"@context": {"speed": "https://example.org/speed"}}))
+    (tmp_path / "contexts.json").write_text(json.dumps({"https://example.org/a.jsonld": "a.jsonld"}))
+    assert resolver.load(tmp_path) == ["https://example.org/a.jsonld"]
+    assert resolver.load(f"https://example.org/b.jsonld?v=1={tmp_path / 'a.jsonld'}") == [
+        "https://example.org/b.jsonld?v=1"]
+    for url in ("https://example.org/a.jsonld", "https://example.org/b.jsonld?v=1"):
+        assert resolver.resolve(url).expand("speed") == "https://example.org/speed"
+        assert resolver.find(url).kind == "Cached"
+
+
+@pytest.mark.parametrize("layout, message", [
+    ({"ctx.jsonld": '{"@context": {}}'}, "say which URL"),  # a bare file
+    ({}, "no contexts.json"),  # a folder without its index
+    ({"contexts.json": '{"https://example.org/x": "missing.jsonld"}'}, "does not exist"),
+    ({"contexts.json": '{"https://example.org/x": "x.jsonld"}', "x.jsonld": "{oops"}, "as JSON"),
+    ({"contexts.json": '{"https://example.org/x": "x.jsonld"}', "x.jsonld": '{"speed": 1}'}, "@context"),
+    ({"contexts.json": '{"not a url": "x.jsonld"}', "x.jsonld": '{"@context": {}}'},
+     r"absolute http\(s\) URL"),
+])
+def test_wrong_context_files_are_refused_with_what_to_do(tmp_path, layout, message):
+    for name, text in layout.items():
+        (tmp_path / name).write_text(text)
+    spec = tmp_path / "ctx.jsonld" if "ctx.jsonld" in layout else tmp_path
+    with pytest.raises(ValueError, match=message):
+        ContextResolver().load(spec)
+
+
+def test_the_cache_folder_keeps_hosted_and_implicit_contexts_across_restarts(tmp_path):
+    first = ContextResolver()
+    first.use_cache_dir(tmp_path)
+    hosted = first.add_hosted({"@context": {"speed": "https://example.org/speed"}})
+    implicit = first.implicit_url({"flow": "https://example.org/flow"})
+    second = ContextResolver()
+    second.use_cache_dir(tmp_path)
+    assert second.find(hosted.local_id).kind == "Hosted"
+    assert second.resolve(first.url_of(hosted)).expand("speed") == "https://example.org/speed"
+    assert second.find(implicit).document == {"@context": {"flow": "https://example.org/flow"}}
+    second.delete(hosted.local_id)
+    assert not list((tmp_path / "hosted").glob("*.jsonld"))
+    with pytest.raises(NgsiError) as caught:
+        second.resolve(first.url_of(hosted))
+    assert caught.value.kind == "LdContextNotAvailable"
+
+
+def test_implicitly_created_contexts_are_bounded_in_memory_and_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setattr("sscity.platform.context.MAX_IMPLICIT", 3)
+    resolver = ContextResolver()
+    resolver.use_cache_dir(tmp_path)
+    urls = [resolver.implicit_url({f"t{n}": f"https://example.org/t{n}"}) for n in range(5)]
+    kept = [entry.local_id for entry in resolver.stored("ImplicitlyCreated")]
+    assert kept == [url.rsplit("/", 1)[1] for url in urls[2:]]  # the oldest went first
+    assert sorted(file.stem for file in (tmp_path / "implicit").glob("*.jsonld")) == sorted(kept)
+
+
+def test_compact_iris_use_only_terms_that_json_ld_allows_as_prefixes(resolver):
+    ctx = resolver.resolve({"ex": "https://example.org/ns#", "look": "https://example.org/find?",
+                            "word": "https://example.org/word",  # no gen-delim at the end
+                            "exp": {"@id": "https://expanded.example/", "@prefix": True},
+                            "noprefix": {"@id": "https://plain.example/"}})
+    assert ctx.compact("https://example.org/ns#speed") == "ex:speed"
+    assert ctx.compact("https://example.org/find?x") == "look:x"
+    assert ctx.compact("https://example.org/wordy") == "https://example.org/wordy"
+    assert ctx.compact("https://expanded.example/a") == "exp:a"
+    assert ctx.compact("https://plain.example/a") == "https://plain.example/a"
+    assert ctx.expand("noprefix:a") == "https://plain.example/a"  # expansion may still use any term

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from platform_support import COURSE_LINK, NGSI, air_quality, assert_problem, free_port, http_client
-from sscity.platform import Broker
+from sscity.platform import CORE_CONTEXT_URL, COURSE_CONTEXT_URL, Broker
 
 SUBS = f"{NGSI}/subscriptions"
 ENTITY = "urn:ngsi-ld:AirQualityObserved:001"
@@ -259,3 +259,62 @@ def test_a_dead_endpoint_is_recorded_as_a_failure(broker, http):
     notification = http.get(f"{SUBS}/urn:ngsi-ld:Subscription:dead").json()["notification"]
     assert notification["status"] == "failed" and notification["timesFailed"] == 1
     assert "lastFailure" in notification and "lastSuccess" not in notification
+
+
+# -- the @context of notifications (clauses 5.2.12, 6.3.5) ---------------------------------------
+
+def _received_link_url(headers: dict) -> str:
+    return headers["Link"].split(">")[0].lstrip("<")
+
+
+def test_notification_link_names_the_context_the_body_is_compacted_with(broker, http, receiver):
+    server, handler = receiver
+    url = f"http://127.0.0.1:{server.server_address[1]}/notify"
+    inline = [{"nitrogen": "https://smartdatamodels.org/dataModel.Environment/no2"}, COURSE_CONTEXT_URL]
+    body = {**subscription(), "@context": inline}
+    body["notification"]["endpoint"] = {"uri": url, "accept": "application/json"}
+    ld_json = {"Content-Type": "application/ld+json", "Link": ""}  # the context travels in the body
+    made = http.post(SUBS, content=json.dumps(body), headers=ld_json)
+    assert made.status_code == 201, made.text
+    http.post(f"{NGSI}/entities", json=air_quality(1))
+    assert broker.notifier.wait_idle(5)
+    headers, notification = handler.received[-1]
+    # The body says "nitrogen", so the Link must name a context that defines it, not the core one:
+    # the broker names the inline context by a URL it serves (ImplicitlyCreated, clause 5.13).
+    assert "nitrogen" in notification["data"][0]
+    link_url = _received_link_url(headers)
+    assert link_url != CORE_CONTEXT_URL and "/jsonldContexts/" in link_url
+    served = http.get(NGSI + link_url.split(NGSI, 1)[1])
+    assert served.json() == {"@context": inline}
+    assert http.get(made.headers["Location"]).json()["jsonldContext"] == link_url
+
+
+def test_ld_json_notifications_carry_the_subscription_context_in_the_body(broker, http, receiver):
+    server, handler = receiver
+    body = subscription()
+    body["notification"]["endpoint"] = {"uri": f"http://127.0.0.1:{server.server_address[1]}/ld",
+                                        "accept": "application/ld+json"}
+    http.post(SUBS, json=body)
+    http.post(f"{NGSI}/entities", json=air_quality(1))
+    assert broker.notifier.wait_idle(5)
+    headers, notification = handler.received[-1]
+    assert headers["Content-Type"] == "application/ld+json" and "Link" not in headers
+    assert notification["@context"] == COURSE_CONTEXT_URL and "no2" in notification["data"][0]
+
+
+def test_the_jsonld_context_member_chooses_the_notification_context(broker, http, receiver):
+    server, handler = receiver
+    body = subscription(jsonldContext=CORE_CONTEXT_URL)
+    body["notification"]["endpoint"] = {"uri": f"http://127.0.0.1:{server.server_address[1]}/core"}
+    location = http.post(SUBS, json=body).headers["Location"]
+    assert http.get(location).json()["jsonldContext"] == CORE_CONTEXT_URL
+    http.post(f"{NGSI}/entities", json=air_quality(1))
+    assert broker.notifier.wait_idle(5)
+    headers, notification = handler.received[-1]
+    assert _received_link_url(headers) == CORE_CONTEXT_URL
+    assert "https://smartdatamodels.org/dataModel.Environment/no2" in notification["data"][0]
+    # Subscribed with the course context (Link), so its entity type is still the course's term.
+    assert notification["data"][0]["type"] == "https://smartdatamodels.org/dataModel.Environment/AirQualityObserved"
+    assert_problem(http.post(SUBS, json=subscription(jsonldContext=42)), 400, "BadRequestData")
+    assert_problem(http.post(SUBS, json=subscription(jsonldContext="https://example.com/nowhere.jsonld")),
+                   503, "LdContextNotAvailable")

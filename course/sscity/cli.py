@@ -235,12 +235,14 @@ def _cmd_platform_serve(args) -> int:
         print(f"NGSI-LD broker on the Unix socket {uds}, {where}. Reach it with "
               f"Client(url=\"http+unix://{uds}\") or SSCITY_BROKER_URL=http+unix://{uds}. "
               "Stop it with Ctrl+C.", flush=True)
-        serve(db=db, uds=uds, max_body=args.max_body)
+        serve(db=db, uds=uds, max_body=args.max_body, contexts=args.context or (),
+              context_cache=args.context_cache)
         return 0
     host = "127.0.0.1" if args.host is None else args.host
     port = DEFAULT_PORT if args.port is None else args.port
     print(f"NGSI-LD broker on http://{host}:{port}/ngsi-ld/v1, {where}. Stop it with Ctrl+C.", flush=True)
-    serve(host=host, port=port, db=db, max_body=args.max_body)
+    serve(host=host, port=port, db=db, max_body=args.max_body, contexts=args.context or (),
+          context_cache=args.context_cache)
     return 0
 
 
@@ -445,6 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "without --db)")
     pserve.add_argument("--max-body", type=int, metavar="BYTES",
                         help="largest request body in bytes (default 8 MiB); a larger one gets 413")
+    pserve.add_argument("--context", action="append", metavar="URL=FILE|DIR",
+                        help="a JSON-LD @context the broker answers for URL without downloading it: "
+                        "URL=FILE, or a folder whose contexts.json maps URLs to its files (repeatable)")
+    pserve.add_argument("--context-cache", metavar="DIR",
+                        help="folder keeping @contexts posted to /ngsi-ld/v1/jsonldContexts (and inline "
+                        "ones the broker names by URL) across restarts")
     pserve.set_defaults(func=_cmd_platform_serve)
 
     city = verbs.add_parser("city", help="the through-line: the whole SYNTHETIC city on the platform")

@@ -18,6 +18,9 @@ it does what clause 6 of NGSI-LD asks of the HTTP binding:
 - limits: a body over :data:`MAX_BODY_BYTES` (8 MiB, ``create_app(max_body_bytes=)``) is a
   413 before it is read whole, a path and query over :data:`MAX_URL_BYTES` (8 KiB) a 414.
 
+The @context store of clause 5.13 is served at ``/jsonldContexts`` (list, add, serve,
+delete; see :mod:`sscity.platform.context`).
+
 Besides NGSI-LD: ``GET /version``, ``GET /actuator/health`` (clients probe them on start),
 and ``GET|DELETE /sscity/inbox/<name>`` for in-process notification inboxes.
 """
@@ -37,7 +40,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .broker import Broker, EntityQuery, TemporalQuery, compile_id_pattern
-from .context import TermMap, context_link_header
+from .context import KINDS, TermMap, context_link_header
 from .errors import NgsiError, bad_data, invalid_request, not_found, not_implemented
 from .geo import parse_geoquery
 from .model import (
@@ -199,6 +202,14 @@ class Call:
             if content_type == JSON_LD and self.headers.get("link") and _names_context(self.headers["link"]):
                 raise bad_data("With Content-Type application/ld+json the @context goes in the body, "
                                "not in a Link header.")
+            if content_type == JSON_LD and isinstance(self.payload, dict) and \
+                    segments[:1] != ["jsonldContexts"]:
+                # The body's @context is read now and taken out of the body, so that no operation
+                # mistakes it for an attribute or sub-attribute (clause 6.3.5; e.g. a partial
+                # attribute update, 5.6.4, sent as application/ld+json). A context document
+                # posted to /jsonldContexts is the exception: its @context is the content.
+                self._ctx = self.item_context(self.payload)
+                self.payload = {key: value for key, value in self.payload.items() if key != "@context"}
 
     @property
     def ctx(self) -> TermMap:
@@ -250,11 +261,21 @@ def _names_context(link: str) -> bool:
 
 def respond(call: Call, payload, status: int = 200, headers: dict | None = None,
             ctx: TermMap | None = None) -> Response:
-    """A JSON response in the negotiated media type, with its @context in the body or a Link header."""
+    """A JSON response in the negotiated media type, with its @context in the body or a Link header.
+
+    ``application/ld+json`` puts the @context in the body (in each item of a list),
+    ``application/json`` names it in a ``Link`` header (clause 6.3.5), and
+    ``application/geo+json`` puts it in the body as an ``@context`` member of the Feature or
+    FeatureCollection (clauses 4.5.16 and 6.3.15: GeoJSON has no other place for it, and the
+    property names of the features are compacted with it).
+    """
     ctx = ctx or call.ctx
     headers = dict(headers or {})
     media = call.media
-    if media == JSON_LD:
+    if media == GEO_JSON:
+        if isinstance(payload, dict):
+            payload = {**payload, "@context": ctx.source}
+    elif media == JSON_LD:
         if isinstance(payload, list):
             payload = [{"@context": ctx.source, **item} if isinstance(item, dict) else item
                        for item in payload]
@@ -530,6 +551,10 @@ PARAMETERS: dict[tuple[str, str], tuple[frozenset, str]] = {
     ("subscription", "GET"): (frozenset(), "6.11.3.1"),
     ("subscription", "PATCH"): (frozenset(), "6.11.3.2"),
     ("subscription", "DELETE"): (frozenset(), "6.11.3.3"),
+    ("contexts", "GET"): (frozenset({"details", "kind"}), "5.13.3"),
+    ("contexts", "POST"): (frozenset(), "5.13.2"),
+    ("context", "GET"): (frozenset({"details"}), "5.13.4"),
+    ("context", "DELETE"): (frozenset({"reload"}), "5.13.5"),
 }
 #: Parameters of the specification the broker does not implement -> what they would do.
 UNIMPLEMENTED_PARAMETERS = {
@@ -911,6 +936,76 @@ class Handlers:
         self.broker.delete_subscription(call.tenant, call.segments[1])
         return Response(status_code=204)
 
+    # @context store (clause 5.13, HTTP binding 6.31-6.32)
+    def _context_params(self, call: Call, allowed: tuple[str, ...]) -> None:
+        unknown = sorted(set(call.params.keys()) - set(allowed))
+        if unknown:
+            raise bad_data(f"Unknown parameter {unknown[0]!r} for {call.path}; this operation takes "
+                           f"{', '.join(allowed) or 'no parameters'} (clause 6.31-6.32).")
+
+    def _context_flag(self, call: Call, name: str) -> bool:
+        value = call.params.get(name, "false")
+        if value not in ("true", "false"):
+            raise bad_data(f"{name} must be true or false, got {value[:40]!r}.")
+        return value == "true"
+
+    def _context_details(self, entry) -> dict:
+        """The metadata of a stored @context (clause 5.13.3.5 / 5.13.4.5)."""
+        details = {"URL": self.broker.contexts.url_of(entry), "localId": entry.local_id, "kind": entry.kind,
+                   "timestamp": entry.created_at}
+        if entry.builtin:
+            details["extraInfo"] = {"builtin": True}
+        return details
+
+    def _context_json(self, call: Call, body, status: int = 200, headers: dict | None = None) -> Response:
+        # Context documents and their metadata are not NGSI-LD data: no @context of their own.
+        return Response(dumps(body).encode("utf-8"), status, headers=headers,
+                        media_type=JSON_LD if call.media == JSON_LD else JSON)
+
+    def contexts_get(self, call: Call) -> Response:
+        """GET /jsonldContexts: list the stored @contexts (clause 5.13.3)."""
+        self._context_params(call, ("details", "kind"))
+        details = self._context_flag(call, "details")
+        kind = call.params.get("kind")
+        if kind is not None and kind not in KINDS:
+            raise bad_data(f"kind must be one of {', '.join(KINDS)}, got {kind[:40]!r}.")
+        entries = self.broker.contexts.stored(kind)
+        if details:
+            return self._context_json(call, [self._context_details(entry) for entry in entries])
+        return self._context_json(call, [self.broker.contexts.url_of(entry) for entry in entries])
+
+    def contexts_post(self, call: Call) -> Response:
+        """POST /jsonldContexts: add a hosted @context (clause 5.13.2)."""
+        self._context_params(call, ())
+        entry = self.broker.contexts.add_hosted(call.payload)
+        return Response(status_code=201, headers=_location("jsonldContexts", entry.local_id))
+
+    def context_get(self, call: Call) -> Response:
+        """GET /jsonldContexts/{id}: serve a hosted or implicitly created @context, or metadata (5.13.4)."""
+        self._context_params(call, ("details",))
+        entry = self.broker.contexts.find(call.segments[1])
+        if self._context_flag(call, "details"):
+            return self._context_json(call, self._context_details(entry))
+        if entry.kind == "Cached":
+            raise NgsiError("OperationNotSupported", f"{entry.url} is a cached copy of a remote @context; "
+                            "the broker serves only hosted and implicitly created ones (clause 5.13.4). "
+                            "Ask details=true for its metadata.")
+        return self._context_json(call, entry.document)
+
+    def context_delete(self, call: Call) -> Response:
+        """DELETE /jsonldContexts/{id}: remove a stored @context (clause 5.13.5)."""
+        self._context_params(call, ("reload",))
+        if self._context_flag(call, "reload"):
+            entry = self.broker.contexts.find(call.segments[1])
+            if entry.kind != "Cached":
+                raise bad_data(f"reload=true applies to cached @contexts only; {entry.local_id} is "
+                               f"{entry.kind} (clause 5.13.5).")
+            raise NgsiError("LdContextNotAvailable", f"Cannot reload {entry.url}: this broker works offline "
+                            "and never downloads a context. Restart it with --context URL=FILE holding the "
+                            "new version.")
+        self.broker.contexts.delete(call.segments[1])
+        return Response(status_code=204)
+
 
 def _temporal_values(call: Call) -> bool:
     fmt = call.params.get("format")
@@ -943,6 +1038,8 @@ def resource_of(segments: list[str]) -> str | None:
         return head
     elif head == "subscriptions":
         return "subscriptions" if n == 1 else ("subscription" if n == 2 else None)
+    elif head == "jsonldContexts":
+        return "contexts" if n == 1 else ("context" if n == 2 else None)
     return None
 
 
@@ -972,6 +1069,8 @@ _ROUTES = {
     "subscriptions": {"GET": "subscriptions_get", "POST": "subscriptions_post"},
     "subscription": {"GET": "subscription_get", "PATCH": "subscription_patch",
                      "DELETE": "subscription_delete"},
+    "contexts": {"GET": "contexts_get", "POST": "contexts_post"},
+    "context": {"GET": "context_get", "DELETE": "context_delete"},
 }
 _GEO_RESOURCES = ("entities", "entity")
 

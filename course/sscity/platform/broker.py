@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import geo
-from .context import ContextResolver, TermMap
+from .context import COURSE_CONTEXT_URL, ContextResolver, TermMap
 from .errors import ERROR_KINDS, NgsiError, bad_data, not_found, not_implemented
 from .model import (
     LOCATION,
@@ -819,7 +819,8 @@ class Broker:
 
     def render_subscription(self, doc: dict, ctx: TermMap, stats: bool = True) -> dict:
         """A stored subscription compacted with ``ctx``, with its delivery status."""
-        out = {key: value for key, value in doc.items() if key not in ("jsonldContext",)}
+        out = {key: value for key, value in doc.items()
+               if key not in ("jsonldContext", "notificationContext")}
         if "entities" in doc:
             out["entities"] = [{**selector, "type": ctx.compact(selector["type"])}
                                for selector in doc["entities"]]
@@ -832,8 +833,13 @@ class Broker:
             notification.update(self.notifier.stats(doc["id"]))
             expired = doc.get("expiresAt") is not None and doc["expiresAt"] <= now_iso()
             out["status"] = "expired" if expired else ("active" if doc.get("isActive", True) else "paused")
-            if isinstance(doc.get("jsonldContext"), str):
-                out["jsonldContext"] = doc["jsonldContext"]
+            made_with = doc.get("jsonldContext")
+            if isinstance(made_with, str):
+                out["jsonldContext"] = made_with
+            elif made_with is not None:  # an inline context, named by the URL the broker serves it at
+                out["jsonldContext"] = self.contexts.implicit_url(made_with)
+        if "notificationContext" in doc:  # also without stats: an update keeps it
+            out["jsonldContext"] = doc["notificationContext"]
         out["notification"] = notification
         return out
 
@@ -906,6 +912,16 @@ class Broker:
         if "timeInterval" in payload:
             raise not_implemented("Periodic subscriptions (timeInterval)", "5.2.12",
                                   "Use change-based subscriptions (watchedAttributes).")
+        if "jsonldContext" in payload:
+            # Clause 5.2.12: the @context of the notifications, if not the subscription's own. It
+            # must be a URL the broker can resolve now (never downloaded), so a notification never
+            # fails for want of it.
+            url = payload["jsonldContext"]
+            if not isinstance(url, str) or not re.match(r"https?://", url):
+                raise bad_data("jsonldContext must be the URL of a JSON-LD @context (clause 5.2.12), e.g. "
+                               f"{COURSE_CONTEXT_URL!r}.")
+            self.contexts.resolve(url)
+            doc["notificationContext"] = url
         doc["jsonldContext"] = ctx.source
         return doc
 
@@ -921,6 +937,11 @@ class Broker:
 
     def _compile(self, doc: dict) -> _Subscription:
         ctx = self.contexts.resolve(doc.get("jsonldContext"))
+        # Notifications are compacted with (and name) the subscription's jsonldContext member if
+        # it has one, else the @context it was made with (clause 5.2.12).
+        notify_ctx = ctx
+        if "notificationContext" in doc:
+            notify_ctx = self.contexts.resolve(doc["notificationContext"])
         selectors = [(item.get("type"), item.get("id"),
                       _compile_pattern(item["idPattern"]) if "idPattern" in item else None)
                      for item in doc.get("entities", [])]
@@ -931,7 +952,7 @@ class Broker:
                                            g.get("geoproperty"))
         notification = doc["notification"]
         return _Subscription(
-            id=doc["id"], doc=doc, ctx=ctx, selectors=selectors,
+            id=doc["id"], doc=doc, ctx=notify_ctx, selectors=selectors,
             watched=frozenset(doc["watchedAttributes"]) if "watchedAttributes" in doc else None,
             q=parse_q(doc["q"], ctx.expand) if "q" in doc else None, geo=geo_query,
             attributes=frozenset(notification["attributes"]) if "attributes" in notification else None,

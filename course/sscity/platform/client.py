@@ -937,6 +937,38 @@ class Client:
             self._request("DELETE", path)
         return found
 
+    def add_context(self, context) -> str:
+        """Store a JSON-LD ``@context`` in the broker; returns the URL that names it (5.13.2).
+
+        For terms the course context does not define (a data model of your own): create a
+        client with ``Client(context=url)`` and its requests name that context in their
+        ``Link`` header, so the broker expands those terms. The embedded broker never
+        downloads a context, so this (or ``sscity platform serve --context``) is how it learns
+        one; Orion-LD offers the same ``POST /jsonldContexts``.
+
+        Parameters
+        ----------
+        context : dict, list or str
+            The context (``{"speed": "https://example.org/speed"}``, a list, a URL), or a whole
+            context document ``{"@context": ...}``.
+
+        Returns
+        -------
+        str
+            The absolute URL of the stored (``Hosted``) context,
+            ``<broker>/ngsi-ld/v1/jsonldContexts/<id>``.
+
+        Examples
+        --------
+        >>> client = Client(db=":memory:")
+        >>> url = client.add_context({"vehicleCount": "https://example.org/traffic#vehicleCount"})
+        >>> "/ngsi-ld/v1/jsonldContexts/" in url
+        True
+        """
+        document = context if isinstance(context, dict) and "@context" in context else {"@context": context}
+        location = self._request("POST", f"{_NGSI}/jsonldContexts", body=document).headers.get("Location", "")
+        return location if "://" in location else f"{self.url}{location}"
+
     def version(self) -> dict:
         """The broker's ``/version`` document (name and version)."""
         return self._request("GET", "/version").json()

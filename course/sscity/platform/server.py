@@ -113,9 +113,38 @@ def _exit_cleanly_on_sigterm():
         signal.signal(signal.SIGTERM, previous)
 
 
+def _base_url(host: str, port: int) -> str:
+    """How clients name this server in URLs (of hosted @contexts): a wildcard host is localhost."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    return f"http://{host}:{port}"
+
+
+def _broker(db, contexts, context_cache, base_url: str):
+    """The broker to serve, with its extra @context documents loaded (ValueError if one is wrong)."""
+    from .broker import Broker
+
+    broker = Broker(db if db is not None else ":memory:")
+    try:
+        # Checked before the server starts, so that a wrong file stops it with a clear message
+        # instead of 503s later.
+        broker.contexts.base_url = base_url
+        for spec in contexts:
+            broker.contexts.load(spec)
+        if context_cache is not None:
+            broker.contexts.use_cache_dir(context_cache)
+    except BaseException:
+        broker.close()
+        raise
+    return broker
+
+
 def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, db: str | Path | None = None,
           log_level: str = "warning", uds: str | Path | None = None,
-          max_body: int | None = None) -> None:
+          max_body: int | None = None, contexts: list[str | Path] | tuple = (),
+          context_cache: str | Path | None = None) -> None:
     """Serve the NGSI-LD API on ``http://host:port/ngsi-ld/v1`` (or a Unix socket) until interrupted.
 
     Parameters
@@ -142,19 +171,29 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, db: str | Path | No
     max_body : int, optional
         Largest request body in bytes (default :data:`~sscity.platform.app.MAX_BODY_BYTES`,
         8 MiB); a larger one is answered 413 before it is read whole.
+    contexts : list of str or Path
+        JSON-LD context documents the broker resolves besides the shipped ones (it never
+        downloads one), each ``URL=FILE`` (FILE is the document answered for URL) or a folder
+        with a ``contexts.json`` index mapping URLs to its files. They are listed as kind
+        ``Cached`` by ``GET /ngsi-ld/v1/jsonldContexts`` (clause 5.13.3).
+    context_cache : str or Path, optional
+        A folder (made if missing) where contexts added with ``POST /jsonldContexts`` and
+        inline contexts the broker names by URL are kept as files, so their URLs still work
+        after a restart; its own ``contexts.json``, if any, adds contexts as ``contexts`` does.
+        Without it they live in memory.
 
     Raises
     ------
     ValueError
         ``uds`` cannot be used: too long (Unix sockets allow about 100 bytes), in a folder that
-        does not exist, not a socket, or already served.
+        does not exist, not a socket, or already served; or a context file, folder or index
+        in ``contexts``/``context_cache`` is missing or not a JSON-LD context document.
     RuntimeError
         ``uds`` on a system without Unix domain sockets for asyncio (Windows).
     """
     import uvicorn
 
     from .app import MAX_BODY_BYTES, create_app
-    from .broker import Broker
 
     if max_body is not None and max_body < 1:
         raise ValueError(f"max_body must be a positive number of bytes, got {max_body}.")
@@ -162,7 +201,7 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, db: str | Path | No
     options = {"log_level": log_level, "access_log": False, "lifespan": "off", "server_header": False,
                "date_header": False, "h11_max_incomplete_event_size": MAX_HEADER_BYTES}
     if uds is None:
-        broker = Broker(db if db is not None else ":memory:")
+        broker = _broker(db, contexts, context_cache, _base_url(host, port))
         try:
             uvicorn.run(create_app(broker, **limits), host=host, port=port, **options)
         finally:
@@ -176,7 +215,7 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, db: str | Path | No
         ours = None
         try:
             ours = _identity(uds)
-            broker = Broker(db if db is not None else ":memory:")
+            broker = _broker(db, contexts, context_cache, "http://localhost")
             try:
                 uvicorn.run(create_app(broker, **limits), fd=sock.fileno(), **options)
             finally:
