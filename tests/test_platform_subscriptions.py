@@ -77,7 +77,17 @@ def test_subscription_crud(http, slash):
     ({"entities": [{"id": "urn:x:1"}]}, 400, "BadRequestData"),
     ({"entities": None}, 400, "BadRequestData"),
     ({"notification": {}}, 400, "BadRequestData"),
-    ({"notification": {"endpoint": {"uri": "mqtt://broker/topic"}}}, 501, "OperationNotSupported"),
+    ({"notification": {"endpoint": {"uri": "mqtts://broker/topic"}}}, 501, "OperationNotSupported"),
+    ({"notification": {"endpoint": {"uri": "mqtt://broker"}}}, 400, "BadRequestData"),  # no topic
+    ({"notification": {"endpoint": {"uri": "mqtt://broker/city/+"}}}, 400, "BadRequestData"),
+    ({"notification": {"endpoint": {"uri": "mqtt://broker/t", "notifierInfo": [
+        {"key": "MQTT-QoS", "value": "3"}]}}}, 400, "BadRequestData"),
+    ({"notification": {"endpoint": {"uri": "http://x.test/n", "notifierInfo": [
+        {"key": "MQTT-QoS", "value": "1"}]}}}, 400, "BadRequestData"),  # not an MQTT endpoint
+    ({"notification": {"endpoint": {"uri": "http://x.test/n", "receiverInfo": [
+        {"key": "Link", "value": "x"}]}}}, 400, "BadRequestData"),  # the broker writes Link
+    ({"notification": {"endpoint": {"uri": "http://x.test/n", "receiverInfo": {"key": "a"}}}}, 400,
+     "BadRequestData"),
     ({"notification": {"endpoint": {"uri": "sscity:inbox/bad name"}}}, 400, "BadRequestData"),
     ({"notification": {"endpoint": {"uri": "http://x.test/n"}, "format": "xml"}}, 400, "BadRequestData"),
     ({"q": "no2>>"}, 400, "BadRequestData"), ({"q": 5}, 400, "BadRequestData"),
@@ -85,7 +95,12 @@ def test_subscription_crud(http, slash):
     ({"expiresAt": "soon"}, 400, "BadRequestData"), ({"isActive": "yes"}, 400, "BadRequestData"),
     ({"geoQ": {"georel": "near;maxDistance==5", "geometry": "Point", "coordinates": [200, 1]}}, 400,
      "BadRequestData"),
-    ({"timeInterval": 60}, 501, "OperationNotSupported"),
+    ({"timeInterval": 60, "watchedAttributes": ["no2"]}, 400, "BadRequestData"),  # clause 5.2.12
+    ({"timeInterval": 60, "throttling": 5}, 400, "BadRequestData"),
+    ({"timeInterval": 60, "notificationTrigger": ["entityCreated"]}, 400, "BadRequestData"),
+    ({"timeInterval": 0}, 400, "BadRequestData"), ({"timeInterval": "60"}, 400, "BadRequestData"),
+    ({"notificationTrigger": ["entityChanged"]}, 400, "BadRequestData"),
+    ({"notificationTrigger": []}, 400, "BadRequestData"),
 ])
 def test_invalid_subscriptions_are_rejected_and_not_stored(http, change, status, kind):
     body = subscription()
