@@ -1029,16 +1029,18 @@ class Broker:
                     not interval >= MIN_TIME_INTERVAL_S or interval == float("inf"):
                 raise bad_data(f"timeInterval is the period of the notifications in seconds, at least "
                                f"{MIN_TIME_INTERVAL_S} (clause 5.2.12); got {str(interval)[:40]}.")
-            # Clause 5.2.12: a subscription is periodic or triggered by changes, not both.
-            for member, why in (("watchedAttributes", "a periodic subscription notifies every interval "
-                                 "whatever changed"),
+            # A subscription is periodic or triggered by changes, not both: watchedAttributes shall
+            # not appear with timeInterval (clause 5.2.12, table 5.2.12-1). notificationTrigger and
+            # throttling only shape change-based notifications (5.8.6), so they are refused too
+            # rather than ignored.
+            for member, why in (("watchedAttributes", "clause 5.2.12: a periodic subscription notifies "
+                                 "every interval whatever changed"),
                                 ("notificationTrigger", "it chooses which changes notify, and a periodic "
                                  "subscription is not notified of changes"),
                                 ("throttling", "the interval already sets how often it notifies")):
                 if member in payload:
-                    raise bad_data(f"A subscription with timeInterval cannot have {member} ({why}, clause "
-                                   f"5.2.12). Remove {member}, or remove timeInterval for notifications "
-                                   "on changes.")
+                    raise bad_data(f"A subscription with timeInterval cannot have {member} ({why}). "
+                                   f"Remove {member}, or remove timeInterval for notifications on changes.")
             doc["timeInterval"] = interval
         if "jsonldContext" in payload:
             # Clause 5.2.12: the @context of the notifications, if not the subscription's own. It
@@ -1164,7 +1166,7 @@ class Broker:
                                lambda: self._send_periodic(tenant, subscription_id))
 
     def _send_periodic(self, tenant: str, subscription_id: str) -> None:
-        """One periodic notification: every entity the subscription matches now.
+        """One periodic notification: every entity the subscription matches now (clause 5.8.6).
 
         Runs on the notifier's thread. The subscription is read afresh, so a deletion, pause or
         expiry takes effect at the next tick even if another process made it. No notification
