@@ -179,18 +179,22 @@ def aggregate(items: list[dict], methods: tuple[str, ...], period: Duration, sta
         groups.append((first, last, [_value(item) for item in items]))
     else:
         period_start, period_end = first, period.after(first)
+        # Canonical timestamps sort as text: compare strings, parse only at period changes.
+        end_text = _format(period_end)
         current: list = []
         for item in items:
-            moment = _parse(item["observedAt"])
-            while moment >= period_end:
-                if current:
-                    groups.append((period_start, period_end, current))
-                    current = []
-                # Jump over empty periods in one step when the period is an exact span.
-                if not period.months and period.span and moment - period_end > period.span:
-                    skipped = (moment - period_end) // period.span
-                    period_end = period_end + skipped * period.span
-                period_start, period_end = period_end, period.after(period_end)
+            if item["observedAt"] >= end_text:
+                moment = _parse(item["observedAt"])
+                while moment >= period_end:
+                    if current:
+                        groups.append((period_start, period_end, current))
+                        current = []
+                    # Jump over empty periods in one step when the period is an exact span.
+                    if not period.months and period.span and moment - period_end > period.span:
+                        skipped = (moment - period_end) // period.span
+                        period_end = period_end + skipped * period.span
+                    period_start, period_end = period_end, period.after(period_end)
+                end_text = _format(period_end)
             current.append(_value(item))
         if current:
             groups.append((period_start, period_end, current))

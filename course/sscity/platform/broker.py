@@ -953,24 +953,35 @@ class Broker:
     def _instances(conn, tenant: str, entity_id: str, window: TemporalQuery, cap: int | None,
                    backwards: bool) -> dict[str, list[tuple[str, str, dict]]]:
         """``{attribute: [(instance id, observedAt, instance), ...]}`` oldest first, at most ``cap``
-        per attribute: the oldest ones, or the newest ones when ``backwards``."""
-        sql, params = _history_window_sql(window)
-        if cap is None:
-            rows = conn.execute(
-                f"SELECT instance, attribute, observed_at, value FROM history WHERE tenant=? AND entity_id=? "
-                f"{sql} ORDER BY attribute, observed_at, instance", (tenant, entity_id, *params))
-        else:
-            order = "DESC" if backwards else "ASC"
-            rows = conn.execute(
-                "SELECT instance, attribute, observed_at, value FROM ("
-                "SELECT instance, attribute, observed_at, value, ROW_NUMBER() OVER (PARTITION BY attribute "
-                f"ORDER BY observed_at {order}, instance {order}) AS position FROM history "
-                f"WHERE tenant=? AND entity_id=? {sql}) WHERE position <= ? "
-                "ORDER BY attribute, observed_at, instance", (tenant, entity_id, *params, cap))
+        per attribute: the oldest ones, or the newest ones when ``backwards``.
+
+        One indexed range read per attribute (tenant, entity, attribute, time): a page of a long
+        history costs the page, not the history.
+        """
+        times, params = _history_window_sql(TemporalQuery(window.timerel, window.time_at, window.end_time_at))
+        if window.attrs is not None:
+            names = sorted(window.attrs)
+        else:  # the entity's attribute names, one index seek each
+            names, after = [], ""
+            while True:
+                name = conn.execute("SELECT min(attribute) FROM history WHERE tenant=? AND entity_id=? AND "
+                                    "attribute>?", (tenant, entity_id, after)).fetchone()[0]
+                if name is None:
+                    break
+                names.append(name)
+                after = name
+        order = "DESC" if backwards else "ASC"
+        limit = "" if cap is None else f" LIMIT {int(cap)}"
         found: dict[str, list] = {}
-        for instance, attribute, observed_at, value in rows:
-            found.setdefault(attribute, []).append(
-                (f"{_INSTANCE_PREFIX}{instance}", observed_at, json.loads(value)))
+        for name in names:
+            rows = conn.execute(
+                f"SELECT instance, observed_at, value FROM history WHERE tenant=? AND entity_id=? "
+                f"AND attribute=? {times} ORDER BY observed_at {order}, instance {order}{limit}",
+                (tenant, entity_id, name, *params))
+            items = [(f"{_INSTANCE_PREFIX}{instance}", observed_at, json.loads(value))
+                     for instance, observed_at, value in rows]
+            if items:
+                found[name] = items[::-1] if backwards else items
         return found
 
     # -- subscriptions ----------------------------------------------------------------------
