@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 from platform_support import COURSE_LINK, NGSI, assert_problem, http_client
-from sscity.platform import Broker, Client
+from sscity.platform import Broker, BrokerError, Client
 
 TEMPORAL = f"{NGSI}/temporal/entities"
 VEHICLE = "urn:ngsi-ld:Vehicle:A1"
@@ -279,6 +279,24 @@ def test_the_client_gathers_every_page(tmp_path):
     client.close()
 
 
+def test_the_next_window_after_a_206():
+    """The page after a 206: forwards from 1 ms after the range's end (timestamps without an offset,
+    as Mintaka writes them, are UTC), backwards before it, within the request's own window."""
+    from sscity.platform.client import _next_temporal_window
+
+    naive = "date-time 2021-09-16T10:00-2021-09-16T10:22:39.650/*"
+    assert _next_temporal_window({}, naive) == {"timerel": "after", "timeAt": "2021-09-16T10:22:39.651Z",
+                                                "endTimeAt": None}
+    window = {"timerel": "before", "timeAt": "2021-09-17T00:00:00Z"}
+    assert _next_temporal_window(window, f"date-time {at(9)}-{at(10)}/*") == {
+        "timerel": "between", "timeAt": "2024-05-01T10:00:00.001Z", "endTimeAt": "2021-09-17T00:00:00Z"}
+    backwards = {"lastN": 5, "timerel": "between", "timeAt": "2024-05-01T00:00:00Z", "endTimeAt": at(12)}
+    assert _next_temporal_window(backwards, f"date-time {at(12)}-{at(10)}/5") == {
+        "timerel": "between", "timeAt": "2024-05-01T00:00:00Z", "endTimeAt": at(10)}
+    with pytest.raises(BrokerError, match="Content-Range"):
+        _next_temporal_window({}, "bytes 0-10/20")
+
+
 # -- 4.5.19: the aggregated temporal representation ---------------------------------------------------
 
 ALL_METHODS = "totalCount,distinctCount,sum,avg,min,max,stddev,sumsq"
@@ -365,3 +383,9 @@ def test_periods_are_calendar_months_and_non_numbers_are_counted_not_summed(http
 ])
 def test_bad_aggregation_requests_are_400(vehicle, params):
     assert_problem(vehicle.get(f"{TEMPORAL}/{VEHICLE}", params=params), 400, "BadRequestData")
+
+
+def test_last_n_with_aggregation_is_refused_not_guessed(vehicle):
+    params = {"options": "aggregatedValues", "aggrMethods": "avg", "lastN": 2}
+    body = assert_problem(vehicle.get(f"{TEMPORAL}/{VEHICLE}", params=params), 501, "OperationNotSupported")
+    assert "lastN" in body["detail"]

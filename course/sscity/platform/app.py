@@ -397,6 +397,11 @@ def _aggregation(call: Call) -> tuple[tuple[str, ...], Duration] | None:
                        f"(any of {', '.join(AGGREGATION_METHODS)}).")
     if _temporal_values(call):
         raise bad_data("aggregatedValues and temporalValues are two representations; ask for one.")
+    if "lastN" in params:
+        # Whether lastN counts instances or periods of the aggregation is not settled; refused
+        # rather than guessed.
+        raise not_implemented("lastN with the aggregated temporal representation", "4.5.19",
+                              "Narrow the window with timerel/timeAt instead.")
     return parse_methods(params["aggrMethods"]), Duration(params.get("aggrPeriodDuration", "PT0S"))
 
 

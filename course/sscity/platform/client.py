@@ -101,7 +101,10 @@ def _next_temporal_window(params: dict, content_range: str) -> dict:
             return {"timerel": "between", "timeAt": time_at, "endTimeAt": end}
         return {"timerel": "before", "timeAt": end, "endTimeAt": None}
     # Forwards: 'after' includes its timeAt, and times are whole milliseconds: start 1 ms later.
-    moment = _dt.datetime.fromisoformat(end.replace("Z", "+00:00")) + _dt.timedelta(milliseconds=1)
+    moment = _dt.datetime.fromisoformat(end.replace("Z", "+00:00"))
+    if moment.tzinfo is None:  # an NGSI-LD DateTime without an offset is UTC
+        moment = moment.replace(tzinfo=_dt.UTC)
+    moment += _dt.timedelta(milliseconds=1)
     following = moment.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     if timerel == "between":
         return {"timerel": "between", "timeAt": following, "endTimeAt": end_time_at}
@@ -860,7 +863,10 @@ class Client:
         Returns
         -------
         dict or list of dict
-            The temporal entity, or a list of them for a query.
+            The temporal entity, or a list of them for a query. A broker sends at most a
+            number of instances per attribute at once (the embedded one 1000) and answers 206
+            Partial Content for a longer history (clause 6.3.10); this method then asks the
+            following pages itself, so the result is always the whole window.
         """
         params = {"timerel": timerel, "timeAt": _time(time_at), "endTimeAt": _time(end_time_at),
                   "lastN": last_n,
