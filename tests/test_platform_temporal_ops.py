@@ -1,5 +1,5 @@
 """Temporal attribute and instance operations (ETSI GS CIM 009 v1.8, 5.6.12-5.6.15), 206 paging of
-temporal results (6.3.10) and the aggregated temporal representation (4.5.19, 6.3.12)."""
+temporal results (6.3.10) and the aggregated temporal representation (4.5.19, annex C.5.14)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The aggregated temporal representation (ETSI GS CIM 009 v1.8, clauses 4.5.19 and 6.3.12).
+"""The aggregated temporal representation (ETSI GS CIM 009 v1.8, clause 4.5.19; annex C.5.14).
 
 ``GET /temporal/entities...?options=aggregatedValues&aggrMethods=avg,max&aggrPeriodDuration=P1D``
 answers, for each attribute, one list per method of ``[aggregate, startAt, endAt]`` triples,
@@ -56,7 +56,7 @@ class Duration:
         match = _DURATION.match(text) if isinstance(text, str) and text != "P" else None
         if match is None or (text.endswith("T")):
             raise bad_data(f"aggrPeriodDuration={str(text)[:40]!r} is not an ISO 8601 duration such as "
-                           "P1D, PT1H, PT15M, P1M or P1W (clause 6.3.12); PT0S means the whole window.")
+                           "P1D, PT1H, PT15M, P1M or P1W (clause 4.5.19); PT0S means the whole window.")
         part = {key: (float(value) if key == "seconds" else int(value)) if value else 0
                 for key, value in match.groupdict().items()}
         self.text = text

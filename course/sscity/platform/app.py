@@ -934,13 +934,14 @@ class Handlers:
         query = entity_query(call)
         window = temporal_window(call)
         found, total, page = self.broker.temporal_query(call.tenant, query, window)
-        body = [self._temporal_body(call, entity, instances, window) for entity, instances in found]
+        aggregation = _aggregation(call)
+        body = [self._temporal_body(call, entity, instances, window, aggregation)
+                for entity, instances in found]
         headers = _page_headers(call, query.offset, query.limit, total, query.count)
         return self._temporal_response(call, body, page, headers)
 
     @staticmethod
-    def _temporal_body(call: Call, entity, instances: dict, window: TemporalQuery) -> dict:
-        aggregation = _aggregation(call)
+    def _temporal_body(call: Call, entity, instances: dict, window: TemporalQuery, aggregation) -> dict:
         if aggregation is not None:
             return render_aggregated(entity, instances, call.ctx, aggregation, window)
         return render_temporal(entity, instances, call.ctx, _temporal_values(call),
@@ -967,7 +968,8 @@ class Handlers:
         """GET /temporal/entities/{id}: retrieve temporal evolution (5.7.3)."""
         window = temporal_window(call)
         entity, instances, page = self.broker.temporal_entity(call.tenant, call.segments[2], window)
-        return self._temporal_response(call, self._temporal_body(call, entity, instances, window), page)
+        body = self._temporal_body(call, entity, instances, window, _aggregation(call))
+        return self._temporal_response(call, body, page)
 
     def temporal_entity_delete(self, call: Call) -> Response:
         """DELETE /temporal/entities/{id}: forget an entity's history."""
