@@ -114,6 +114,10 @@ def test_modify_and_delete_one_instance(vehicle):
     assert [(item["value"], item["observedAt"], item["instanceId"]) for item in changed] == [
         (49, at(9), first["instanceId"]), (51, at(9, 30), gps["instanceId"]),
         (53, at(10, 15), second["instanceId"])]
+    concise = vehicle.patch(f"{url}/{gps['instanceId']}", json={"value": 50.5})  # no type: a Property
+    assert concise.status_code == 204
+    kept = history(vehicle)[1]
+    assert (kept["value"], kept["observedAt"], kept["datasetId"]) == (50.5, at(9, 30), GPS)  # kept
     assert vehicle.delete(f"{url}/{gps['instanceId']}").status_code == 204
     assert [item["value"] for item in history(vehicle)] == [49, 53]
     assert_problem(vehicle.delete(f"{url}/{gps['instanceId']}"), 404, "ResourceNotFound")

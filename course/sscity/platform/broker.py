@@ -20,6 +20,7 @@ from . import geo
 from .context import COURSE_CONTEXT_URL, ContextResolver, TermMap
 from .errors import ERROR_KINDS, NgsiError, bad_data, not_found, not_implemented
 from .model import (
+    ATTRIBUTE_MEMBERS,
     LOCATION,
     NGSI_LD_NULL,
     Entity,
@@ -807,15 +808,17 @@ class Broker:
 
         The body is the instance (``{"type": "Property", "value": 12, "observedAt": ...}``) or a
         fragment naming the attribute (``{"no2": {...}}`` or ``{"no2": [{...}]}``, as the
-        specification's examples send it). Without observedAt the instance keeps its time.
+        specification's examples send it). Without observedAt the instance keeps its time, and
+        without datasetId its dataset.
         """
         tenant = self._existing_tenant(tenant, entity_id)
         if not isinstance(payload, dict):
             raise bad_data("The body must be the new instance as a JSON object, e.g. "
                            "{\"type\": \"Property\", \"value\": 12}.")
-        names = [name for name in payload if name not in ("@context", "id", "type", "value", "object")]
+        names = [name for name in payload if name not in ("@context", "id")]
         raw = payload
-        if "type" not in payload and "value" not in payload and len(names) == 1:
+        # One member that is no member of an attribute: the attribute's name (the fragment form).
+        if len(names) == 1 and names[0] not in ATTRIBUTE_MEMBERS:
             named = ctx.expand(check_name(names[0], "attribute name"))
             if named != attr_iri:
                 raise bad_data(f"The body names the attribute {names[0]!r}, not the one of the URL.")
@@ -834,6 +837,8 @@ class Broker:
             number, old = self._instance_row(conn, tenant, entity_id, attr_iri, instance_id)
             old = json.loads(old)
             instance.setdefault("observedAt", old["observedAt"])
+            if "datasetId" in old:  # the instance stays in its dataset unless the body moves it
+                instance.setdefault("datasetId", old["datasetId"])
             instance["createdAt"] = old.get("createdAt", now)
             conn.execute("UPDATE history SET observed_at=?, value=? WHERE instance=?",
                          (instance["observedAt"], dumps(instance), number))
