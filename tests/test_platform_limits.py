@@ -189,9 +189,11 @@ def test_over_http_a_huge_url_is_a_414_and_a_huge_body_a_413_not_a_reset(server)
 FUZZ = settings(max_examples=100, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 QUERY_PATHS = ["/entities", "/entities/urn:ngsi-ld:Note:0", "/temporal/entities",
-               "/temporal/entities/urn:ngsi-ld:Note:0", "/subscriptions", "/types"]
+               "/temporal/entities/urn:ngsi-ld:Note:0", "/subscriptions", "/types", "/types/Note",
+               "/attributes", "/attributes/n", "/jsonldContexts"]
 PARAM_NAMES = ["type", "id", "idPattern", "q", "attrs", "limit", "offset", "count", "georel", "geometry",
-               "coordinates", "timerel", "timeAt", "lastN"]
+               "coordinates", "timerel", "timeAt", "lastN", "pick", "omit", "lang", "options", "format",
+               "details", "kind", "scopeQ"]
 # any character, lone surrogates included (and drawn often, never as a pair: they once gave 500s)
 any_text = st.tuples(st.text(st.characters(exclude_categories=()), max_size=20),
                      st.sampled_from(["", "", "\ud800!", "!\udfff"])).map("".join)
@@ -211,7 +213,10 @@ def _encode(text: str) -> str:
 
 
 def _assert_answered(response, elapsed: float) -> None:
-    assert response.status_code < 500, response.text
+    # 501 is the broker's deliberate answer to a feature it lacks (never a failure): allowed.
+    assert response.status_code < 500 or (
+        response.status_code == 501 and response.json()["type"].endswith("/OperationNotSupported")), \
+        response.text
     assert elapsed < 1.0, elapsed
     if response.status_code >= 400:
         assert response.headers["content-type"] == "application/problem+json", response.headers
@@ -231,17 +236,20 @@ def test_fuzzed_query_parameters_never_get_a_5xx(notes, path, params, paging):
 
 @FUZZ
 @given(st.sampled_from(["/entities", "/entityOperations/upsert", "/entities/urn:ngsi-ld:Note:0/attrs",
-                        "/temporal/entities", "/subscriptions"]),
+                        "/temporal/entities", "/subscriptions", "PATCH /entities/urn:ngsi-ld:Note:0",
+                        "PUT /entities/urn:ngsi-ld:Note:0", "PUT /entities/urn:ngsi-ld:Note:0/attrs/n",
+                        "/entityOperations/query", "/entityOperations/merge", "/jsonldContexts"]),
        st.fixed_dictionaries({"id": st.just("urn:ngsi-ld:Note:9") | st.just("urn:ngsi-ld:Note:9") | any_text,
                               "type": st.just("Note") | st.just("Note") | bodies,
                               "n": st.fixed_dictionaries({"type": st.just("Property"), "value": bodies})},
                              optional={"s": bodies}),
        st.sampled_from([0] * 6 + [1, 50, 5000]))
 def test_fuzzed_bodies_never_get_a_5xx(notes, path, entity, depth):
-    document = [entity] if path.endswith("upsert") else entity
+    document = [entity] if path.endswith(("upsert", "merge")) else entity
     text = "[" * depth + json.dumps(document, allow_nan=True) + "]" * depth
     start = time.perf_counter()
-    method = "PATCH" if path.endswith("/attrs") else "POST"
+    method, _, path = path.rpartition(" ")
+    method = method or ("PATCH" if path.endswith("/attrs") else "POST")
     response = notes.request(method, f"{NGSI}{path}", content=text.encode("utf-8", "surrogatepass"),
                              headers={"Content-Type": "application/json"})
     _assert_answered(response, time.perf_counter() - start)

@@ -811,7 +811,7 @@ class Handlers:
                               "attributeList": names})
 
     def attribute_get(self, call: Call) -> Response:
-        """GET /attributes/{name}: where one attribute is used (clause 5.7.9)."""
+        """GET /attributes/{name}: where one attribute is used (clause 5.7.10)."""
         name = call.ctx.expand(check_name(call.segments[1], "attribute name"))
         info = self.broker.attribute_info(call.tenant).get(name)
         if info is None:
