@@ -14,6 +14,10 @@
   (about 1 % of the 100,000 entities match; first page of 100), over HTTP;
 - ``platform_temporal_p95``: p95 latency of ``GET /temporal/entities/{id}`` with a
   ``timerel=between`` window over 50 recorded instances.
+- ``platform_temporal_long_*``: in process, one entity with 100,000 instances of one
+  attribute: p95 of the first 206 page (1000 instances), of a page in the middle
+  (``timerel=after``), of ``lastN=10``, and the time of ``aggrMethods=avg,max&aggrPeriodDuration=P1D``
+  over the whole history.
 
 Run: ``python benchmarks/bench_platform.py [--entities 100000]``. Timings vary with the
 machine's load; goals on a 2-core laptop: >= 5,000 entities/s upsert, >= 1,000 GET/s,
@@ -211,6 +215,37 @@ def bench_temporal(port: int, entities: int = 200, instances: int = 50, queries:
     bench("platform_temporal_p95", p95(latencies) * 1000, "ms")
 
 
+def bench_temporal_long_history(instances: int = 100_000, queries: int = 50) -> None:
+    from platform_support import http_client
+
+    broker = Broker(":memory:")
+    start = time.mktime((2024, 1, 1, 0, 0, 0, 0, 0, 0))
+    stamps = [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start + 30 * i)) for i in range(instances)]
+    for chunk in range(0, instances, 10_000):
+        broker.temporal_create("", {"id": "urn:ngsi-ld:Vehicle:long", "type": "Vehicle", "speed": [
+            {"type": "Property", "value": i % 97, "observedAt": stamps[i]}
+            for i in range(chunk, min(instances, chunk + 10_000))]}, broker.contexts.resolve(None))
+    url = f"{NGSI}/temporal/entities/urn:ngsi-ld:Vehicle:long"
+    middle = stamps[instances // 2]
+    with http_client(broker, Link=HEADERS["Link"]) as client:
+        for name, params, status in (("first_page", {}, 206),
+                                     ("middle_page", {"timerel": "after", "timeAt": middle}, 206),
+                                     ("last_n_10", {"lastN": 10}, 200)):
+            latencies = []
+            for _ in range(queries):
+                started = time.perf_counter()
+                response = client.get(url, params=params)
+                latencies.append(time.perf_counter() - started)
+                assert response.status_code == status, response.text[:300]
+            bench(f"platform_temporal_long_{name}_p95", p95(latencies) * 1000, "ms")
+        started = time.perf_counter()
+        response = client.get(url, params={"options": "aggregatedValues", "aggrMethods": "avg,max",
+                                           "aggrPeriodDuration": "P1D"})
+        assert response.status_code == 200 and len(response.json()["speed"]["avg"]) > 30
+        bench("platform_temporal_long_aggregated_p1d", (time.perf_counter() - started) * 1000, "ms")
+    broker.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entities", type=int, default=100_000,
@@ -233,6 +268,7 @@ def main() -> None:
         finally:
             stop_server(proc)
         bench_geo_near_inprocess(db)
+    bench_temporal_long_history()
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def speeds(http) -> dict:
     ("/entities", {"type": "Vehicle", "csf": "x==1"}),
     (f"/entities/{ENTITY}", {"scopeQ": "/Tsukuba"}),
     ("/types", {"details": "true"}),
-    ("/temporal/entities", {"type": "Vehicle", "aggrMethods": "avg"}),
+    ("/temporal/entities", {"type": "Vehicle", "options": "audit"}),  # aggregatedValues: temporal_ops
     ("/entities", {"type": "Vehicle", "options": "concise"}),
     ("/entities", {"type": "Vehicle", "format": "concise"}),
 ])
@@ -311,9 +311,8 @@ def test_type_and_attribute_information(http):
 
 
 @pytest.mark.parametrize(("method", "path"), [
-    ("DELETE", f"/temporal/entities/{ENTITY}/attrs/speed"),
-    ("POST", f"/temporal/entities/{ENTITY}/attrs"),
-    ("PATCH", f"/temporal/entities/{ENTITY}/attrs/speed/urn:x:instance"),
+    # (the temporal attribute and instance operations, 5.6.12-5.6.15, are tested in
+    # test_platform_temporal_ops)
     ("GET", "/csourceRegistrations"),
     ("POST", "/entityMaps"),
 ])

@@ -39,6 +39,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .aggregate import METHODS as AGGREGATION_METHODS
+from .aggregate import Duration, aggregate, parse_methods
 from .broker import Broker, EntityQuery, TemporalQuery, compile_id_pattern
 from .context import KINDS, TermMap, context_link_header
 from .errors import NgsiError, bad_data, invalid_request, not_found, not_implemented
@@ -372,7 +374,35 @@ def temporal_window(call: Call) -> TemporalQuery:
     if "attrs" in params:
         window.attrs = frozenset(call.ctx.expand(check_name(name, "attrs"))
                                  for name in _names(params["attrs"], "attrs"))
+    window.paged = _aggregation(call) is None
     return window
+
+
+def _aggregation(call: Call) -> tuple[tuple[str, ...], Duration] | None:
+    """The methods and period of an aggregated temporal request (clause 4.5.19), or None.
+
+    ``options=aggregatedValues`` (or ``format=aggregatedValues``) asks for it and needs
+    ``aggrMethods``; ``aggrPeriodDuration`` defaults to ``PT0S``, the whole window.
+    """
+    params = call.params
+    wanted = "aggregatedValues" in call.options() or params.get("format") == "aggregatedValues"
+    if not wanted:
+        for name in ("aggrMethods", "aggrPeriodDuration"):
+            if name in params:
+                raise bad_data(f"{name} belongs to the aggregated temporal representation: add "
+                               "options=aggregatedValues (clause 4.5.19), or remove it.")
+        return None
+    if "aggrMethods" not in params:
+        raise bad_data("options=aggregatedValues needs aggrMethods, e.g. aggrMethods=avg,max "
+                       f"(any of {', '.join(AGGREGATION_METHODS)}).")
+    if _temporal_values(call):
+        raise bad_data("aggregatedValues and temporalValues are two representations; ask for one.")
+    if "lastN" in params:
+        # Whether lastN counts instances or periods of the aggregation is not settled; refused
+        # rather than guessed.
+        raise not_implemented("lastN with the aggregated temporal representation", "4.5.19",
+                              "Narrow the window with timerel/timeAt instead.")
+    return parse_methods(params["aggrMethods"]), Duration(params.get("aggrPeriodDuration", "PT0S"))
 
 
 _ENTITY_KEYS = ("id", "type", "@id", "@type")
@@ -448,6 +478,20 @@ def _representation(call: Call) -> tuple[bool, bool]:
     return key_values, "sysAttrs" in options
 
 
+def render_aggregated(entity, instances: dict, ctx: TermMap, aggregation, window: TemporalQuery) -> dict:
+    """An entity's aggregated temporal representation (clause 4.5.19): per attribute and method,
+    ``[[aggregate, startAt, endAt], ...]`` (see :mod:`sscity.platform.aggregate`)."""
+    methods, period = aggregation
+    start = window.time_at if window.timerel in ("after", "between") else None
+    end = {"before": window.time_at, "between": window.end_time_at}.get(window.timerel)
+    out = {"id": entity.id, "type": ctx.compact(entity.type)}
+    for name, items in instances.items():
+        kind = items[-1][1].get("type", "Property")
+        out[ctx.compact(name)] = {"type": kind, **aggregate([instance for _, instance in items], methods,
+                                                             period, start, end)}
+    return out
+
+
 def render_temporal(entity, instances: dict, ctx: TermMap, temporal_values: bool, sys_attrs: bool) -> dict:
     """An entity's temporal representation: instances per attribute, or [value, time] pairs."""
     out = {"id": entity.id, "type": ctx.compact(entity.type)}
@@ -519,7 +563,8 @@ def _feature(entity, ctx: TermMap, key_values: bool, shape: _Shape) -> dict:
 _ENTITY_QUERY = frozenset({"id", "type", "idPattern", "attrs", "pick", "omit", "q", "georel", "geometry",
                            "coordinates", "geoproperty", "options", "format", "limit", "offset", "count",
                            "local", "lang"})
-_TEMPORAL_WINDOW = frozenset({"timerel", "timeAt", "endTimeAt", "lastN", "timeproperty"})
+_TEMPORAL_WINDOW = frozenset({"timerel", "timeAt", "endTimeAt", "lastN", "timeproperty", "aggrMethods",
+                              "aggrPeriodDuration"})
 #: (resource, method) -> (query parameters implemented, clause of the operation's HTTP binding).
 PARAMETERS: dict[tuple[str, str], tuple[frozenset, str]] = {
     ("entities", "GET"): (_ENTITY_QUERY, "6.4.3.2"),
@@ -546,6 +591,10 @@ PARAMETERS: dict[tuple[str, str], tuple[frozenset, str]] = {
     ("temporal_entity", "GET"): (frozenset({"attrs", "options", "format", "local"}) | _TEMPORAL_WINDOW,
                                  "6.19.3.1"),
     ("temporal_entity", "DELETE"): (frozenset(), "6.19.3.2"),
+    ("temporal_attrs", "POST"): (frozenset(), "6.20.3.1"),
+    ("temporal_attr", "DELETE"): (frozenset({"datasetId", "deleteAll"}), "6.21.3.1"),
+    ("temporal_instance", "PATCH"): (frozenset(), "6.22.3.1"),
+    ("temporal_instance", "DELETE"): (frozenset(), "6.22.3.2"),
     ("subscriptions", "GET"): (frozenset({"limit", "offset", "count"}), "6.10.3.2"),
     ("subscriptions", "POST"): (frozenset(), "6.10.3.1"),
     ("subscription", "GET"): (frozenset(), "6.11.3.1"),
@@ -585,8 +634,10 @@ _OPTIONS = {
     ("attrs", "POST"): {"noOverwrite"},
     ("batch", "POST"): {"update", "replace", "noOverwrite", "keyValues", "simplified", "normalized",
                         "sysAttrs"},
-    ("temporal", "GET"): {"temporalValues", "simplified", "keyValues", "normalized", "sysAttrs"},
-    ("temporal_entity", "GET"): {"temporalValues", "simplified", "keyValues", "normalized", "sysAttrs"},
+    ("temporal", "GET"): {"temporalValues", "simplified", "keyValues", "normalized", "sysAttrs",
+                          "aggregatedValues"},
+    ("temporal_entity", "GET"): {"temporalValues", "simplified", "keyValues", "normalized", "sysAttrs",
+                                 "aggregatedValues"},
 }
 _UNIMPLEMENTED_OPTIONS = {
     "concise": "The concise representation (options=concise, format=concise)",
@@ -879,14 +930,31 @@ class Handlers:
 
     # temporal
     def temporal_get(self, call: Call) -> Response:
-        """GET /temporal/entities: query temporal evolution (5.7.4)."""
+        """GET /temporal/entities: query temporal evolution (5.7.4); 206 when cut (6.3.10)."""
         query = entity_query(call)
         window = temporal_window(call)
-        found, total = self.broker.temporal_query(call.tenant, query, window)
-        temporal_values = _temporal_values(call)
-        body = [render_temporal(entity, instances, call.ctx, temporal_values, "sysAttrs" in call.options())
+        found, total, page = self.broker.temporal_query(call.tenant, query, window)
+        aggregation = _aggregation(call)
+        body = [self._temporal_body(call, entity, instances, window, aggregation)
                 for entity, instances in found]
-        return respond(call, body, headers=_page_headers(call, query.offset, query.limit, total, query.count))
+        headers = _page_headers(call, query.offset, query.limit, total, query.count)
+        return self._temporal_response(call, body, page, headers)
+
+    @staticmethod
+    def _temporal_body(call: Call, entity, instances: dict, window: TemporalQuery, aggregation) -> dict:
+        if aggregation is not None:
+            return render_aggregated(entity, instances, call.ctx, aggregation, window)
+        return render_temporal(entity, instances, call.ctx, _temporal_values(call),
+                               "sysAttrs" in call.options())
+
+    @staticmethod
+    def _temporal_response(call: Call, body, page, headers: dict | None = None) -> Response:
+        """200, or 206 Partial Content with Content-Range when the broker cut the window (6.3.10)."""
+        headers = dict(headers or {})
+        if page.content_range is None:
+            return respond(call, body, headers=headers)
+        headers["Content-Range"] = page.content_range
+        return respond(call, body, status=206, headers=headers)
 
     def temporal_post(self, call: Call) -> Response:
         """POST /temporal/entities: create or add to temporal evolution (5.6.11)."""
@@ -898,13 +966,43 @@ class Handlers:
 
     def temporal_entity_get(self, call: Call) -> Response:
         """GET /temporal/entities/{id}: retrieve temporal evolution (5.7.3)."""
-        entity, instances = self.broker.temporal_entity(call.tenant, call.segments[2], temporal_window(call))
-        return respond(call, render_temporal(entity, instances, call.ctx, _temporal_values(call),
-                                             "sysAttrs" in call.options()))
+        window = temporal_window(call)
+        entity, instances, page = self.broker.temporal_entity(call.tenant, call.segments[2], window)
+        body = self._temporal_body(call, entity, instances, window, _aggregation(call))
+        return self._temporal_response(call, body, page)
 
     def temporal_entity_delete(self, call: Call) -> Response:
         """DELETE /temporal/entities/{id}: forget an entity's history."""
         self.broker.temporal_delete(call.tenant, call.segments[2])
+        return Response(status_code=204)
+
+    def temporal_attrs_post(self, call: Call) -> Response:
+        """POST /temporal/entities/{id}/attrs: add attribute instances (5.6.12)."""
+        self.broker.temporal_add_attributes(call.tenant, call.segments[2], call.payload, call.ctx)
+        return Response(status_code=204)
+
+    def temporal_attr_delete(self, call: Call) -> Response:
+        """DELETE /temporal/entities/{id}/attrs/{attr}: delete an attribute's history (5.6.13)."""
+        name = call.ctx.expand(check_name(call.segments[4], "attribute name"))
+        delete_all = call.params.get("deleteAll", "false")
+        if delete_all not in ("true", "false"):
+            raise bad_data(f"deleteAll is true or false, got {delete_all[:20]!r}.")
+        self.broker.temporal_delete_attribute(call.tenant, call.segments[2], name,
+                                              dataset_id=call.params.get("datasetId"),
+                                              delete_all=delete_all == "true")
+        return Response(status_code=204)
+
+    def temporal_instance_patch(self, call: Call) -> Response:
+        """PATCH /temporal/entities/{id}/attrs/{attr}/{instanceId}: modify one instance (5.6.14)."""
+        name = call.ctx.expand(check_name(call.segments[4], "attribute name"))
+        self.broker.temporal_modify_instance(call.tenant, call.segments[2], name, call.segments[5],
+                                             call.payload, call.ctx)
+        return Response(status_code=204)
+
+    def temporal_instance_delete(self, call: Call) -> Response:
+        """DELETE /temporal/entities/{id}/attrs/{attr}/{instanceId}: delete one instance (5.6.15)."""
+        name = call.ctx.expand(check_name(call.segments[4], "attribute name"))
+        self.broker.temporal_delete_instance(call.tenant, call.segments[2], name, call.segments[5])
         return Response(status_code=204)
 
     # subscriptions
@@ -1032,7 +1130,7 @@ def resource_of(segments: list[str]) -> str | None:
         return "attributes" if n == 1 else "attribute"
     elif head == "temporal" and n >= 2 and segments[1] == "entities":
         if n >= 4 and segments[3] == "attrs" and n <= 6:
-            return "temporal_attrs"
+            return ("temporal_attrs", "temporal_attr", "temporal_instance")[n - 4]
         return "temporal" if n == 2 else ("temporal_entity" if n == 3 else None)
     elif head in _UNIMPLEMENTED_RESOURCES:
         return head
@@ -1045,7 +1143,6 @@ def resource_of(segments: list[str]) -> str | None:
 
 #: Resources of the specification the broker does not offer: every method answers 501.
 _UNIMPLEMENTED_RESOURCES = {
-    "temporal_attrs": "temporal attribute and instance operations, clauses 5.6.12-5.6.15",
     "csourceRegistrations": "context source registrations, clause 5.9",
     "csourceSubscriptions": "context source registration subscriptions, clause 5.11",
     "entityMaps": "entity maps, clause 5.14",
@@ -1066,6 +1163,9 @@ _ROUTES = {
     **{name: dict.fromkeys(_ALL_METHODS, "types_get") for name in _UNIMPLEMENTED_RESOURCES},
     "temporal": {"GET": "temporal_get", "POST": "temporal_post"},
     "temporal_entity": {"GET": "temporal_entity_get", "DELETE": "temporal_entity_delete"},
+    "temporal_attrs": {"POST": "temporal_attrs_post"},
+    "temporal_attr": {"DELETE": "temporal_attr_delete"},
+    "temporal_instance": {"PATCH": "temporal_instance_patch", "DELETE": "temporal_instance_delete"},
     "subscriptions": {"GET": "subscriptions_get", "POST": "subscriptions_post"},
     "subscription": {"GET": "subscription_get", "PATCH": "subscription_patch",
                      "DELETE": "subscription_delete"},

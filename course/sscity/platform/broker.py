@@ -20,6 +20,7 @@ from . import geo
 from .context import COURSE_CONTEXT_URL, ContextResolver, TermMap
 from .errors import ERROR_KINDS, NgsiError, bad_data, not_found, not_implemented
 from .model import (
+    ATTRIBUTE_MEMBERS,
     LOCATION,
     NGSI_LD_NULL,
     Entity,
@@ -43,6 +44,10 @@ from .timeutil import canonical_datetime, now_iso
 _TENANT = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
+#: Most instances of one attribute a temporal response carries (clause 6.3.10): beyond it the
+#: answer is 206 Partial Content with a Content-Range naming the time range served.
+DEFAULT_TEMPORAL_LIMIT = 1000
+_INSTANCE_PREFIX = "urn:ngsi-ld:instance:"
 
 
 @dataclass
@@ -92,6 +97,19 @@ class TemporalQuery:
     end_time_at: str | None = None
     last_n: int | None = None
     attrs: frozenset[str] | None = None
+    #: False for the aggregated representation, which summarises the whole window.
+    paged: bool = True
+
+
+@dataclass
+class TemporalPage:
+    """How much of a temporal window a response holds (clause 6.3.10).
+
+    ``content_range`` is None when the response is complete (200); otherwise it is the value of
+    the ``Content-Range`` header of the 206 answer, ``date-time <start>-<end>/<size>``.
+    """
+
+    content_range: str | None = None
 
 
 #: The notification triggers of a subscription (ETSI GS CIM 009 v1.8, clause 5.2.12).
@@ -184,6 +202,9 @@ class Broker:
         Largest page a query may ask for; more is a 403 TooManyResults.
     notification_timeout_s : float
         Time limit of one HTTP notification.
+    temporal_limit : int
+        Most instances of one attribute a temporal response carries; a longer history is
+        answered 206 Partial Content, page by page (clause 6.3.10).
 
     Examples
     --------
@@ -192,8 +213,12 @@ class Broker:
     """
 
     def __init__(self, db: str | Path = ":memory:", *, contexts: dict | None = None,
-                 max_limit: int = MAX_LIMIT, notification_timeout_s: float = 2.0):
+                 max_limit: int = MAX_LIMIT, notification_timeout_s: float = 2.0,
+                 temporal_limit: int = DEFAULT_TEMPORAL_LIMIT):
+        if temporal_limit < 1:
+            raise ValueError("temporal_limit must be at least 1")
         self.store = Store(db)
+        self.temporal_limit = temporal_limit
         self.contexts = ContextResolver(contexts)
         self.notifier = Notifier(timeout_s=notification_timeout_s)
         self.max_limit = max_limit
@@ -758,6 +783,25 @@ class Broker:
 
     # -- temporal ---------------------------------------------------------------------------
 
+    @staticmethod
+    def _temporal_instances(payload: dict, ctx: TermMap, entity_id: str, now: str) -> dict[str, list[dict]]:
+        """Attribute IRI -> instances (each with observedAt) of a temporal fragment's attributes."""
+        instances: dict[str, list[dict]] = {}
+        for name, raw in payload.items():
+            if name in ("id", "type", "@context", "createdAt", "modifiedAt"):
+                continue
+            iri = ctx.expand(check_name(name, f"Entity {entity_id}: attribute name"))
+            items = raw if isinstance(raw, list) else [raw]
+            if not items:
+                raise bad_data(f"Entity {entity_id}: attribute {name!r} has no instances.")
+            for item in items:
+                instance = normalise_attribute(iri, item, ctx, now, f"Entity {entity_id}: attribute {name!r}")
+                if isinstance(instance, list) or "observedAt" not in instance:
+                    raise bad_data(f"Entity {entity_id}: every instance of {name!r} needs observedAt "
+                                   "(the time of the observation).")
+                instances.setdefault(iri, []).append(instance)
+        return instances
+
     def temporal_create(self, tenant: str, payload, ctx: TermMap) -> bool:
         """Add attribute instances to an entity's history (clause 5.6.11).
 
@@ -773,20 +817,7 @@ class Broker:
             raise bad_data(f"Temporal entity {entity_id} has no 'type'.")
         entity_type = expand_type(payload.get("type"), ctx, f"Entity {entity_id}: type")
         now = now_iso()
-        instances: dict[str, list[dict]] = {}
-        for name, raw in payload.items():
-            if name in ("id", "type", "@context", "createdAt", "modifiedAt"):
-                continue
-            iri = ctx.expand(check_name(name, f"Entity {entity_id}: attribute name"))
-            items = raw if isinstance(raw, list) else [raw]
-            if not items:
-                raise bad_data(f"Entity {entity_id}: attribute {name!r} has no instances.")
-            for item in items:
-                instance = normalise_attribute(iri, item, ctx, now, f"Entity {entity_id}: attribute {name!r}")
-                if isinstance(instance, list) or "observedAt" not in instance:
-                    raise bad_data(f"Entity {entity_id}: every instance of {name!r} needs observedAt "
-                                   "(the time of the observation).")
-                instances.setdefault(iri, []).append(instance)
+        instances = self._temporal_instances(payload, ctx, entity_id, now)
         history = [(tenant, entity_id, name, item["observedAt"], dumps(item))
                    for name, items in instances.items() for item in items]
         with self.store.write() as conn:
@@ -801,6 +832,127 @@ class Broker:
         self._committed_tenant(tenant)
         return created
 
+    def temporal_add_attributes(self, tenant: str, entity_id: str, payload, ctx: TermMap) -> None:
+        """Add attribute instances to an existing entity's history (clause 5.6.12).
+
+        The body is a fragment ``{"no2": [{"type": "Property", "value": 41, "observedAt": ...}]}``;
+        every instance needs observedAt. The entity's current attributes are not changed (as
+        with POST /temporal/entities on an existing entity): the instances are history.
+        ResourceNotFound if the entity does not exist.
+        """
+        tenant = self._existing_tenant(tenant, entity_id)
+        if not isinstance(payload, dict):
+            raise bad_data("The body must be a JSON object of attribute name -> instance or list of "
+                           "instances, each with observedAt.")
+        if "id" in payload and payload["id"] != entity_id:
+            raise bad_data(f"The body's id {str(payload['id'])[:80]!r} is not the entity of the URL, "
+                           f"{entity_id}.")
+        now = now_iso()
+        instances = self._temporal_instances(payload, ctx, entity_id, now)
+        if not instances:
+            raise bad_data("The body names no attribute; send e.g. {\"no2\": [{\"type\": \"Property\", "
+                           "\"value\": 41, \"observedAt\": \"2024-05-01T09:00:00Z\"}]}.")
+        with self.store.write() as conn:
+            self._get(conn, tenant, entity_id)
+            Store.add_history(conn, [(tenant, entity_id, name, item["observedAt"], dumps(item))
+                                     for name, items in instances.items() for item in items])
+
+    def temporal_delete_attribute(self, tenant: str, entity_id: str, attr_iri: str, *,
+                                  dataset_id: str | None = None, delete_all: bool = False) -> int:
+        """Delete an attribute's history (clause 5.6.13); returns the number of instances deleted.
+
+        Without ``datasetId`` and ``deleteAll`` the history of the default instance (the one
+        without datasetId) is deleted; with ``datasetId``, that dataset's; with ``deleteAll``,
+        every instance's. The entity's current attribute stays (delete it with
+        DELETE /entities/{id}/attrs/{attr}, clause 5.6.5). ResourceNotFound if the entity has
+        no such history.
+        """
+        tenant = self._existing_tenant(tenant, entity_id)
+        if dataset_id is not None and delete_all:
+            raise bad_data("datasetId and deleteAll=true exclude each other: deleteAll deletes every "
+                           "dataset's history.")
+        if dataset_id is not None and not is_uri(dataset_id):
+            raise bad_data(f"datasetId must be a URI, got {dataset_id[:80]!r}.")
+        where, params = "", []
+        if not delete_all:
+            where = " AND json_extract(value, '$.datasetId') IS ?"
+            params.append(dataset_id)
+        with self.store.write() as conn:
+            self._get(conn, tenant, entity_id)
+            deleted = conn.execute(
+                f"DELETE FROM history WHERE tenant=? AND entity_id=? AND attribute=?{where}",
+                (tenant, entity_id, attr_iri, *params)).rowcount
+            if not deleted:
+                which = "" if delete_all else (f" with datasetId {dataset_id}" if dataset_id else
+                                               " without datasetId (the default instance; add "
+                                               "deleteAll=true for every dataset)")
+                raise not_found(f"Entity {entity_id} has no history of {attr_iri}{which}.")
+        return deleted
+
+    def _instance_row(self, conn, tenant: str, entity_id: str, attr_iri: str, instance_id: str):
+        if not is_uri(instance_id):
+            raise bad_data(f"{instance_id[:80]!r} is not an instanceId (a URI such as "
+                           f"{_INSTANCE_PREFIX}42, as GET /temporal/entities/{{id}} shows).")
+        self._get(conn, tenant, entity_id)
+        number = instance_id[len(_INSTANCE_PREFIX):] if instance_id.startswith(_INSTANCE_PREFIX) else ""
+        row = None
+        if number.isdigit() and len(number) < 19:
+            row = conn.execute("SELECT instance, value FROM history WHERE instance=? AND tenant=? AND "
+                               "entity_id=? AND attribute=?",
+                               (int(number), tenant, entity_id, attr_iri)).fetchone()
+        if row is None:
+            raise not_found(f"Entity {entity_id} has no instance {instance_id} of {attr_iri}; "
+                            "GET /temporal/entities/{id} lists the instanceIds.")
+        return row
+
+    def temporal_modify_instance(self, tenant: str, entity_id: str, attr_iri: str, instance_id: str,
+                                 payload, ctx: TermMap) -> None:
+        """Replace one instance of an attribute's history (clause 5.6.14); its instanceId stays.
+
+        The body is the instance (``{"type": "Property", "value": 12, "observedAt": ...}``) or a
+        fragment naming the attribute (``{"no2": {...}}`` or ``{"no2": [{...}]}``, as the
+        specification's examples send it). Without observedAt the instance keeps its time, and
+        without datasetId its dataset.
+        """
+        tenant = self._existing_tenant(tenant, entity_id)
+        if not isinstance(payload, dict):
+            raise bad_data("The body must be the new instance as a JSON object, e.g. "
+                           "{\"type\": \"Property\", \"value\": 12}.")
+        names = [name for name in payload if name not in ("@context", "id")]
+        raw = payload
+        # One member that is no member of an attribute: the attribute's name (the fragment form).
+        if len(names) == 1 and names[0] not in ATTRIBUTE_MEMBERS:
+            named = ctx.expand(check_name(names[0], "attribute name"))
+            if named != attr_iri:
+                raise bad_data(f"The body names the attribute {names[0]!r}, not the one of the URL.")
+            raw = payload[names[0]]
+            if isinstance(raw, list):
+                if len(raw) != 1:
+                    raise bad_data("Send exactly one instance to replace one instance.")
+                raw = raw[0]
+        if isinstance(raw, dict):
+            raw = {key: value for key, value in raw.items() if key != "@context"}
+        now = now_iso()
+        instance = normalise_attribute(attr_iri, raw, ctx, now, f"Entity {entity_id}: instance {instance_id}")
+        if isinstance(instance, list):
+            raise bad_data("Send exactly one instance to replace one instance.")
+        with self.store.write() as conn:
+            number, old = self._instance_row(conn, tenant, entity_id, attr_iri, instance_id)
+            old = json.loads(old)
+            instance.setdefault("observedAt", old["observedAt"])
+            if "datasetId" in old:  # the instance stays in its dataset unless the body moves it
+                instance.setdefault("datasetId", old["datasetId"])
+            instance["createdAt"] = old.get("createdAt", now)
+            conn.execute("UPDATE history SET observed_at=?, value=? WHERE instance=?",
+                         (instance["observedAt"], dumps(instance), number))
+
+    def temporal_delete_instance(self, tenant: str, entity_id: str, attr_iri: str, instance_id: str) -> None:
+        """Delete one instance of an attribute's history (clause 5.6.15)."""
+        tenant = self._existing_tenant(tenant, entity_id)
+        with self.store.write() as conn:
+            number, _ = self._instance_row(conn, tenant, entity_id, attr_iri, instance_id)
+            conn.execute("DELETE FROM history WHERE instance=?", (number,))
+
     def temporal_delete(self, tenant: str, entity_id: str) -> None:
         """Delete an entity's temporal representation (clause 5.6.16): the entity and its history.
 
@@ -809,18 +961,21 @@ class Broker:
         """
         self.delete_entity(tenant, entity_id)
 
-    def temporal_entity(self, tenant: str, entity_id: str, window: TemporalQuery) -> tuple[Entity, dict]:
+    def temporal_entity(self, tenant: str, entity_id: str,
+                        window: TemporalQuery) -> tuple[Entity, dict, TemporalPage]:
         """An entity and its attribute instances in the window (clause 5.7.3).
 
-        Returns the entity and ``{attribute IRI: [(instance id, instance), ...]}``, oldest first.
+        Returns the entity, ``{attribute IRI: [(instance id, instance), ...]}`` (oldest first)
+        and how much of the window the instances cover (see :meth:`_page`).
         """
         tenant = self._existing_tenant(tenant, entity_id)
         with self.store.read() as conn:
             entity = self._get(conn, tenant, entity_id)[1]
-            return entity, self._instances(conn, tenant, entity_id, window)
+            found, page = self._page(conn, tenant, [entity_id], window)
+        return entity, found[0], page
 
     def temporal_query(self, tenant: str, query: EntityQuery,
-                       window: TemporalQuery) -> tuple[list[tuple[Entity, dict]], int]:
+                       window: TemporalQuery) -> tuple[list[tuple[Entity, dict]], int, TemporalPage]:
         """Entities matching ``query`` that have instances in the window (clause 5.7.4)."""
         tenant = self._existing_tenant(tenant)
         sql, params = _history_window_sql(window)
@@ -829,19 +984,112 @@ class Broker:
                 f"SELECT DISTINCT entity_id FROM history WHERE tenant=? {sql}", (tenant, *params))}
         entities, total = self.query_entities(tenant, query, only_ids=ids)
         with self.store.read() as conn:
-            return [(entity, self._instances(conn, tenant, entity.id, window)) for entity in entities], total
+            found, page = self._page(conn, tenant, [entity.id for entity in entities], window)
+        return list(zip(entities, found, strict=True)), total, page
+
+    def _page(self, conn, tenant: str, entity_ids: list[str],
+              window: TemporalQuery) -> tuple[list[dict], TemporalPage]:
+        """The instances of each entity in the window, cut to :attr:`temporal_limit` (clause 6.3.10).
+
+        No attribute of the response holds more than ``temporal_limit`` instances. When the
+        window holds more, the response is cut at one instant common to every attribute and
+        entity, so that the rest of the window is exactly what the client asks next:
+
+        * without ``lastN`` the oldest instances come first (paging "forwards"); the response
+          holds every instance up to its range end, and the next page is
+          ``timerel=after&timeAt=<range end + 1 ms>`` (or ``between`` with the same endTimeAt);
+        * with ``lastN`` above the limit the newest come first (paging "backwards"); the next
+          page is ``timerel=before&timeAt=<range end>`` with ``lastN`` less what was received.
+
+        ``Content-Range: date-time <start>-<end>/<size>``: start is ``timeAt`` (forwards, after
+        or between; backwards, before) or ``endTimeAt`` (backwards, between), else the first
+        instant of the response in its paging order; end is the last instant of the response in
+        that order; size is ``lastN`` backwards and ``*`` forwards.
+        """
+        limit = self.temporal_limit
+        backwards = window.last_n is not None
+        if not window.paged:
+            cap = None
+        elif backwards:
+            cap = window.last_n if window.last_n <= limit else limit + 1
+        else:
+            cap = limit + 1
+        found = [self._instances(conn, tenant, entity_id, window, cap, backwards) for entity_id in entity_ids]
+        full = [items for instances in found for items in instances.values()
+                if window.paged and len(items) > limit]
+        if not full:
+            return [{name: [(iid, instance) for iid, _, instance in items]
+                     for name, items in instances.items()} for instances in found], TemporalPage()
+        # The cut: forwards, before the first instant some attribute could not carry; backwards,
+        # after the last such instant.
+        if backwards:
+            boundary = max(items[0][1] for items in full)
+            keep = lambda moment: moment > boundary  # noqa: E731
+        else:
+            boundary = min(items[limit][1] for items in full)
+            keep = lambda moment: moment < boundary  # noqa: E731
+        cut = [{name: [item for item in items if keep(item[1])] for name, items in instances.items()}
+               for instances in found]
+        if not any(items for instances in cut for items in instances.values()):
+            # More than `limit` instances share the boundary instant: that instant is the page,
+            # whole (otherwise paging could not move past it).
+            sql, params = _history_window_sql(window)
+            cut = []
+            for entity_id in entity_ids:
+                rows = conn.execute(
+                    f"SELECT instance, attribute, observed_at, value FROM history WHERE tenant=? AND "
+                    f"entity_id=? {sql} AND observed_at=? ORDER BY attribute, instance",
+                    (tenant, entity_id, *params, boundary))
+                instances: dict[str, list] = {}
+                for instance, attribute, observed_at, value in rows:
+                    instances.setdefault(attribute, []).append(
+                        (f"{_INSTANCE_PREFIX}{instance}", observed_at, json.loads(value)))
+                cut.append(instances)
+        moments = [item[1] for instances in cut for items in instances.values() for item in items]
+        first, last = min(moments), max(moments)
+        if backwards:
+            start = {"before": window.time_at, "between": window.end_time_at}.get(window.timerel, last)
+            content_range = f"date-time {start}-{first}/{window.last_n}"
+        else:
+            start = window.time_at if window.timerel in ("after", "between") else first
+            content_range = f"date-time {start}-{last}/*"
+        pruned = [{name: [(iid, instance) for iid, _, instance in items] for name, items in instances.items()
+                   if items} for instances in cut]
+        return pruned, TemporalPage(content_range)
 
     @staticmethod
-    def _instances(conn, tenant: str, entity_id: str, window: TemporalQuery) -> dict:
-        sql, params = _history_window_sql(window)
-        rows = conn.execute(
-            f"SELECT instance, attribute, value FROM history WHERE tenant=? AND entity_id=? {sql} "
-            "ORDER BY attribute, observed_at, instance", (tenant, entity_id, *params))
+    def _instances(conn, tenant: str, entity_id: str, window: TemporalQuery, cap: int | None,
+                   backwards: bool) -> dict[str, list[tuple[str, str, dict]]]:
+        """``{attribute: [(instance id, observedAt, instance), ...]}`` oldest first, at most ``cap``
+        per attribute: the oldest ones, or the newest ones when ``backwards``.
+
+        One indexed range read per attribute (tenant, entity, attribute, time): a page of a long
+        history costs the page, not the history.
+        """
+        times, params = _history_window_sql(TemporalQuery(window.timerel, window.time_at, window.end_time_at))
+        if window.attrs is not None:
+            names = sorted(window.attrs)
+        else:  # the entity's attribute names, one index seek each
+            names, after = [], ""
+            while True:
+                name = conn.execute("SELECT min(attribute) FROM history WHERE tenant=? AND entity_id=? AND "
+                                    "attribute>?", (tenant, entity_id, after)).fetchone()[0]
+                if name is None:
+                    break
+                names.append(name)
+                after = name
+        order = "DESC" if backwards else "ASC"
+        limit = "" if cap is None else f" LIMIT {int(cap)}"
         found: dict[str, list] = {}
-        for instance, attribute, value in rows:
-            found.setdefault(attribute, []).append((f"urn:ngsi-ld:instance:{instance}", json.loads(value)))
-        if window.last_n is not None:
-            found = {name: items[-window.last_n:] for name, items in found.items()}
+        for name in names:
+            rows = conn.execute(
+                f"SELECT instance, observed_at, value FROM history WHERE tenant=? AND entity_id=? "
+                f"AND attribute=? {times} ORDER BY observed_at {order}, instance {order}{limit}",
+                (tenant, entity_id, name, *params))
+            items = [(f"{_INSTANCE_PREFIX}{instance}", observed_at, json.loads(value))
+                     for instance, observed_at, value in rows]
+            if items:
+                found[name] = items[::-1] if backwards else items
         return found
 
     # -- subscriptions ----------------------------------------------------------------------

@@ -84,6 +84,51 @@ _HINTS = {
 }
 
 
+_CONTENT_RANGE = re.compile(r"date-time (.+)-(\d{4}-\d{2}-\d{2}T[^/]*)/(\S+)\Z")
+
+
+def _next_temporal_window(params: dict, content_range: str) -> dict:
+    """The time window of the page after a 206 whose ``Content-Range`` is ``content_range``."""
+    match = _CONTENT_RANGE.match(content_range.strip())
+    if match is None:
+        raise BrokerError(206, None, "Partial Content", f"the broker sent part of the history with an "
+                          f"unreadable Content-Range {content_range[:80]!r}", "GET temporal",
+                          "Ask for a shorter window (time_at / end_time_at) or fewer attributes.")
+    end = match.group(2)
+    timerel, time_at, end_time_at = params.get("timerel"), params.get("timeAt"), params.get("endTimeAt")
+    if params.get("lastN") is not None:  # backwards: what is older than the range's end
+        if timerel == "between":
+            return {"timerel": "between", "timeAt": time_at, "endTimeAt": end}
+        return {"timerel": "before", "timeAt": end, "endTimeAt": None}
+    # Forwards: 'after' includes its timeAt, and times are whole milliseconds: start 1 ms later.
+    moment = _dt.datetime.fromisoformat(end.replace("Z", "+00:00"))
+    if moment.tzinfo is None:  # an NGSI-LD DateTime without an offset is UTC
+        moment = moment.replace(tzinfo=_dt.UTC)
+    moment += _dt.timedelta(milliseconds=1)
+    following = moment.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    if timerel == "between":
+        return {"timerel": "between", "timeAt": following, "endTimeAt": end_time_at}
+    if timerel == "before":
+        return {"timerel": "between", "timeAt": following, "endTimeAt": time_at}
+    return {"timerel": "after", "timeAt": following, "endTimeAt": None}
+
+
+def _join_temporal(mine, more, older_first: bool):
+    """One attribute's temporal value with another page's instances (lists, or temporalValues)."""
+    if mine is None:
+        return more
+    if isinstance(mine, list) and isinstance(more, list):
+        return mine + more if older_first else more + mine
+    if isinstance(mine, dict) and isinstance(more, dict):
+        joined = dict(mine)
+        for key in ("values", "objects", "languageMaps"):
+            if isinstance(more.get(key), list):
+                earlier, later = mine.get(key, []), more[key]
+                joined[key] = earlier + later if older_first else later + earlier
+        return joined
+    return more
+
+
 class BrokerError(Exception):
     """A request the broker refused or failed, with its NGSI-LD ProblemDetails.
 
@@ -818,7 +863,10 @@ class Client:
         Returns
         -------
         dict or list of dict
-            The temporal entity, or a list of them for a query.
+            The temporal entity, or a list of them for a query. A broker sends at most a
+            number of instances per attribute at once (the embedded one 1000) and answers 206
+            Partial Content for a longer history (clause 6.3.10); this method then asks the
+            following pages itself, so the result is always the whole window.
         """
         params = {"timerel": timerel, "timeAt": _time(time_at), "endTimeAt": _time(end_time_at),
                   "lastN": last_n,
@@ -827,10 +875,56 @@ class Client:
         base = f"{'' if self._temporal_http is not None else self._temporal_base}{_NGSI}/temporal/entities"
         if entity_id is not None:
             path = f"{base}/{quote(entity_id, safe=':@!$&()*+,;=-._~')}"
-            return self._request("GET", path, params=params, temporal=True).json()
+            response = self._request("GET", path, params=params, temporal=True)
+            return self._whole_window(path, params, response, [response.json()])[0]
         params.update({"type": ",".join(type) if isinstance(type, (list, tuple)) else type, "q": q,
                        "limit": limit, "offset": offset})
-        return self._request("GET", base, params=params, temporal=True).json()
+        response = self._request("GET", base, params=params, temporal=True)
+        entities = response.json()
+        if response.status_code != 206:
+            return entities
+        # The broker cut the window (206): ask the rest for the entities of this page, by id
+        # (the same query with a later window could select other entities), 100 ids a request.
+        whole = []
+        for start in range(0, len(entities), 100):
+            chunk = entities[start:start + 100]
+            pinned = {**params, "id": ",".join(entity["id"] for entity in chunk), "offset": None,
+                      "limit": len(chunk)}
+            whole += self._whole_window(base, pinned, response, chunk)
+        return whole
+
+    def _whole_window(self, path: str, params: dict, response: httpx.Response,
+                      entities: list[dict]) -> list[dict]:
+        """``entities`` completed with the pages that follow a 206 Partial Content (clause 6.3.10).
+
+        The broker names the time range it served in ``Content-Range: date-time <start>-<end>/<size>``;
+        the next page is the rest of the window: after ``end`` (forwards), or before it when
+        ``lastN`` pages backwards. A page is asked until the broker answers 200.
+        """
+        last_n = params.get("lastN")
+        merged = {entity["id"]: entity for entity in entities}
+        follow = dict(params)
+        for _ in range(100_000):
+            if response.status_code != 206:
+                break
+            follow.update(_next_temporal_window(params, response.headers.get("Content-Range", "")))
+            response = self._request("GET", path, params=follow, temporal=True)
+            page = response.json()
+            for entity in page if isinstance(page, list) else [page]:
+                target = merged.setdefault(entity["id"], {"id": entity["id"], "type": entity.get("type")})
+                for name, value in entity.items():
+                    if name not in ("id", "type", "@context"):
+                        target[name] = _join_temporal(target.get(name), value, older_first=last_n is None)
+        if last_n is not None:
+            for entity in merged.values():
+                for name, value in entity.items():
+                    if isinstance(value, list):
+                        entity[name] = value[-int(last_n):]
+                    elif isinstance(value, dict):
+                        for key in ("values", "objects", "languageMaps"):
+                            if isinstance(value.get(key), list):
+                                value[key] = value[key][-int(last_n):]
+        return list(merged.values())
 
     # -- subscriptions ----------------------------------------------------------------
 

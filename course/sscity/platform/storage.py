@@ -8,7 +8,9 @@ Tables::
                    geom: the GeoJSON value of the `location` GeoProperty, if any
     entity_location  R*Tree (pk, min_lon, max_lon, min_lat, max_lat) of `location`
     history        (instance, tenant, entity_id, attribute, observed_at, value)
-                   one row per attribute instance written with observedAt
+                   one row per attribute instance written with observedAt; ``instance`` is
+                   never reused (a trigger keeps a placeholder row of tenant '#' holding the
+                   highest number given), so it serves as the instanceId
     subscriptions  (tenant, id, doc, created_at, modified_at)
     meta           (key, value): schema version, subscription change counter
 
@@ -58,6 +60,18 @@ CREATE TABLE IF NOT EXISTS history (
     value TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS history_by_attribute ON history (tenant, entity_id, attribute, observed_at);
+-- An instance's number is its instanceId (urn:ngsi-ld:instance:<n>), so a number must never be
+-- given twice. SQLite gives a new row max(rowid)+1, which would reuse the number of a deleted
+-- newest instance; when the newest rows are deleted this trigger leaves one placeholder row
+-- (tenant '#', which no tenant name can be: '' is the default tenant) holding the highest
+-- number given so far.
+CREATE TRIGGER IF NOT EXISTS history_keeps_instance_numbers AFTER DELETE ON history
+WHEN old.tenant <> '#' AND NOT EXISTS (SELECT 1 FROM history WHERE instance > old.instance)
+BEGIN
+    DELETE FROM history WHERE tenant = '#';
+    INSERT INTO history (instance, tenant, entity_id, attribute, observed_at, value)
+    VALUES (old.instance, '#', '', '', '', 'null');
+END;
 CREATE TABLE IF NOT EXISTS subscriptions (
     tenant TEXT NOT NULL,
     id TEXT NOT NULL,
