@@ -176,6 +176,18 @@ def test_subscriptions_and_inbox_notifications(client):
         client.subscribe("AirQualityObserved")  # neither endpoint nor inbox
 
 
+def test_subscribe_passes_triggers_and_periodic_intervals(client):
+    deleted = client.subscribe("AirQualityObserved", inbox="gone", triggers="entityDeleted")
+    assert client.subscription(deleted)["notificationTrigger"] == ["entityDeleted"]
+    client.create(air_quality(1, no2=40))
+    client.patch_attr(ENTITY, "no2", 70)
+    assert client.notifications("gone") == []  # created and updated: not what it listens for
+    client.delete(ENTITY)
+    assert [item["id"] for item in client.notifications("gone")[0]["data"]] == [ENTITY]
+    periodic = client.subscribe("AirQualityObserved", inbox="tick", interval_s=60)
+    assert client.subscription(periodic)["timeInterval"] == 60
+
+
 def test_tenant_prefix_gives_each_user_their_own_data_spaces(tmp_path, monkeypatch):
     """On a class's shared broker, SSCITY_TENANT_PREFIX keeps students' tenants apart."""
     db = tmp_path / "shared.db"

@@ -24,8 +24,12 @@ package implements the subset the course uses, offline, on SQLite:
   while consent stands; every decision logged).
 - :mod:`.opendata`: :func:`export_geojson` and :func:`export_csv` publish entities with
   their licence (CSV on the Web metadata beside the CSV) and refuse personal data.
-- Notifications go to http(s) endpoints in the background, or to in-process inboxes
-  (endpoint ``sscity:inbox/<name>``, read with ``Client.notifications(name)``).
+- Notifications go to http(s) endpoints or MQTT topics (``mqtt://host:port/topic``) in the
+  background, or to in-process inboxes (endpoint ``sscity:inbox/<name>``, read with
+  ``Client.notifications(name)``); on changes (``notificationTrigger``) or periodically
+  (``timeInterval``).
+- What of NGSI-LD is implemented, clause by clause, is in ``README.md`` beside this file;
+  anything else is refused with a 501 that names the feature, never ignored.
 
 Example
 -------

@@ -931,7 +931,8 @@ class Client:
     def subscribe(self, entity_type=None, *, watched_attributes=None, q: str | None = None, attributes=None,
                   key_values: bool = False, endpoint: str | None = None, inbox: str | None = None,
                   description: str | None = None, subscription_id: str | None = None,
-                  throttling_s: float | None = None) -> str:
+                  throttling_s: float | None = None, triggers=None,
+                  interval_s: float | None = None) -> str:
         """Ask to be notified when matching entities change (5.8.1).
 
         Parameters
@@ -947,7 +948,8 @@ class Client:
         key_values : bool
             Notify entities in simplified form.
         endpoint : str, optional
-            An http(s) URL that receives each notification as a POST.
+            An http(s) URL that receives each notification as a POST, or an MQTT topic
+            ``mqtt://host:port/topic`` the broker publishes each notification on.
         inbox : str, optional
             Instead of ``endpoint``: keep notifications in the embedded broker's in-process inbox
             of this name (read them with :meth:`notifications`).
@@ -957,6 +959,13 @@ class Client:
             A URI for the subscription (default: the broker chooses).
         throttling_s : float, optional
             At least this many seconds between two notifications.
+        triggers : list of str, optional
+            The changes that notify (``notificationTrigger``): ``entityCreated``,
+            ``entityUpdated``, ``entityDeleted``, ``attributeCreated``, ``attributeUpdated``,
+            ``attributeDeleted``. Default (the broker's): attributes created or updated.
+        interval_s : float, optional
+            A periodic subscription (``timeInterval``): every this many seconds, the matching
+            entities as they are, whether or not they changed. Not with ``watched_attributes``.
 
         Returns
         -------
@@ -964,7 +973,7 @@ class Client:
             The subscription id.
         """
         if (endpoint is None) == (inbox is None):
-            raise ValueError("Give exactly one of endpoint= (an http URL) or inbox= (a name).")
+            raise ValueError("Give exactly one of endpoint= (an http or mqtt URL) or inbox= (a name).")
         types = [entity_type] if isinstance(entity_type, str) else list(entity_type or [])
         body: dict = {"type": "Subscription",
                       "notification": {"endpoint": {"uri": endpoint or f"sscity:inbox/{inbox}",
@@ -984,6 +993,10 @@ class Client:
             body["id"] = subscription_id
         if throttling_s is not None:
             body["throttling"] = throttling_s
+        if triggers is not None:
+            body["notificationTrigger"] = [triggers] if isinstance(triggers, str) else list(triggers)
+        if interval_s is not None:
+            body["timeInterval"] = interval_s
         response = self._request("POST", f"{_NGSI}/subscriptions", body=body)
         location = response.headers.get("Location", "")
         return subscription_id or unquote(location.rstrip("/").rsplit("/", 1)[-1])
