@@ -136,7 +136,8 @@ def attacked(tmp_path_factory):
     victim = base / "victim"
     victim.mkdir()
     (victim / "secret.txt").write_text("untouched\n")
-    lms = Path("/var/tmp/sscity-test-lms-export.zip")
+    # One per test worker: two workers grading at once must not share (and delete) one file.
+    lms = Path(f"/var/tmp/sscity-test-lms-export-{os.getpid()}.zip")
     lms.write_text("an LMS export with every student's work\n")
     release = nbformat.read(ROOT / "modules" / MODULE / NOTEBOOK, as_version=4)
     answers = _answers(nbformat.read(ROOT / "solutions" / MODULE / NOTEBOOK, as_version=4))
