@@ -31,6 +31,8 @@ import re
 from functools import lru_cache
 from urllib.parse import quote, unquote, urlencode
 
+import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -49,7 +51,7 @@ from .model import (
     simplified_value,
 )
 from .query import numeric_prefilter, parse_q
-from .storage import dumps
+from .storage import WouldBlock, dumps
 from .timeutil import canonical_datetime
 
 JSON = "application/json"
@@ -68,6 +70,9 @@ MAX_INT_PARAM = 2**31 - 1
 _DIGITS = re.compile(r"[0-9]{1,12}\Z")
 #: Longest request target (path and query string, bytes) accepted; a longer one is a 414.
 MAX_URL_BYTES = 8 * 1024
+#: Most NGSI-LD operations run at once in worker threads (each file-backed thread has its own
+#: SQLite connection; WAL lets their reads run beside one writer).
+THREADS = 16
 _log = logging.getLogger(__name__)
 
 try:  # the package version, shown by /version
@@ -610,10 +615,12 @@ _ROUTES = {
                      "DELETE": "subscription_delete"},
 }
 _GEO_RESOURCES = ("entities", "entity")
+#: The raw path of GET /entities/{id} (an id's "/" arrives as %2F), with or without a final "/".
+_ENTITY_PATH = re.compile(rb"/ngsi-ld/v1/entities/[^/]+/?\Z")
 
 
 def create_app(broker: Broker, max_body_bytes: int = MAX_BODY_BYTES,
-               max_url_bytes: int = MAX_URL_BYTES):
+               max_url_bytes: int = MAX_URL_BYTES, threads: int = THREADS):
     """The Starlette application of ``broker``.
 
     Parameters
@@ -625,6 +632,11 @@ def create_app(broker: Broker, max_body_bytes: int = MAX_BODY_BYTES,
         (chunked) to be larger is answered 413 PayloadTooLarge without being read whole.
     max_url_bytes : int
         Longest path and query string accepted; a longer one is answered 414 UriTooLong.
+    threads : int
+        Most NGSI-LD operations run at once, each in a worker thread (:data:`THREADS` by
+        default). The event loop only reads requests and writes responses, so a slow request
+        delays no other client's; more than ``threads`` slow requests at once make the next
+        ones wait for a free thread.
 
     Returns
     -------
@@ -633,7 +645,11 @@ def create_app(broker: Broker, max_body_bytes: int = MAX_BODY_BYTES,
         ``state``, are those of the Starlette app): run it with uvicorn (``sscity platform
         serve``) or call it in process (``sscity.platform.Client``).
     """
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}.")
     handlers = Handlers(broker)
+    store = broker.store
+    limiter = anyio.CapacityLimiter(threads)
     methods = {name: {method: getattr(handlers, attr) for method, attr in table.items()}
                for name, table in _ROUTES.items()}
 
@@ -647,7 +663,20 @@ def create_app(broker: Broker, max_body_bytes: int = MAX_BODY_BYTES,
                     return problem_response(too_large(max_body_bytes), headers={"Connection": "close"})
                 chunks.append(chunk)
             body = b"".join(chunks)
-        return dispatch(request, body)
+        if request.method == "GET" and _ENTITY_PATH.match(request.scope.get("raw_path") or b""):
+            # A GET by id is answered here on the event loop: the hop to a worker thread would
+            # cost more CPU than the request itself. Store.inline() keeps it cheap: if it would
+            # wait for a lock or decode a large entity, WouldBlock sends it to a worker thread.
+            try:
+                with store.inline():
+                    return dispatch(request, body)
+            except WouldBlock:
+                pass
+        # Every other operation runs in a worker thread, so the event loop keeps reading,
+        # answering and dispatching other clients' requests while one is slow (a q over many
+        # entities, a large batch): no request blocks the others (issue 17). The limiter bounds
+        # the threads, hence the SQLite connections and memory that concurrent requests take.
+        return await anyio.to_thread.run_sync(dispatch, request, body, limiter=limiter)
 
     def dispatch(request: Request, body: bytes) -> Response:
         raw = request.scope.get("raw_path") or request.scope["path"].encode("utf-8")
@@ -676,6 +705,8 @@ def create_app(broker: Broker, max_body_bytes: int = MAX_BODY_BYTES,
             return handler(call)
         except NgsiError as err:
             return problem_response(err)
+        except WouldBlock:  # an inline request that must run in a worker thread (ngsi above)
+            raise
         except Exception:  # a bug: report it as ProblemDetails, never as a bare traceback
             _log.exception("internal error on %s %s", request.method, request.url.path)
             return problem_response(NgsiError(
@@ -752,7 +783,10 @@ class _Limits:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
             error = None
-            target = len(scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")) \
+            # (the server's httptools protocol stands in a short path for an over-long URL, and
+            # says how long it was in an extension)
+            target = (scope.get("extensions") or {}).get("sscity.url_bytes") or \
+                len(scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")) \
                 + len(scope.get("query_string", b""))
             if target > self.max_url_bytes:
                 error = NgsiError("UriTooLong", f"The request URL is {target:,} bytes long; the broker "

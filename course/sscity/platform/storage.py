@@ -21,6 +21,11 @@ the open transaction: a batch is either wholly stored or not at all.
 A ``:memory:`` store has one connection shared by all threads behind a lock (in-memory
 databases cannot be shared between connections without shared-cache mode, whose table
 locks do not wait). A file store gives each thread its own connection.
+
+Inside :meth:`Store.inline` (the HTTP server's event-loop thread answering a cheap request
+itself), nothing may wait or run long: a read that would wait for the ``:memory:`` lock, any
+write, and a document over :data:`INLINE_MAX_BYTES` raise :class:`WouldBlock`, and the
+caller runs the request in a worker thread instead.
 """
 
 from __future__ import annotations
@@ -67,6 +72,16 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     PRIMARY KEY (tenant, id)
 );
 """
+
+
+#: Largest stored document (bytes of JSON) a request answered inline may decode and render:
+#: about 0.1 ms of work. A larger one goes to a worker thread, so no big entity can stall the
+#: event loop behind the label of a cheap GET.
+INLINE_MAX_BYTES = 16 * 1024
+
+
+class WouldBlock(Exception):
+    """Inside :meth:`Store.inline`: the operation would wait for a lock or work too long."""
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -136,8 +151,33 @@ class Store:
         return conn
 
     @contextlib.contextmanager
+    def inline(self) -> Iterator[None]:
+        """Within this block, this thread's reads never wait and its writes are refused.
+
+        For the event-loop thread of the HTTP server, which answers cheap requests itself: an
+        operation that would wait (for the ``:memory:`` lock, or a write for SQLite's write
+        lock) or decode a document over :data:`INLINE_MAX_BYTES` raises :class:`WouldBlock`
+        instead, and the request is run again in a worker thread.
+        """
+        self._local.inline = True
+        try:
+            yield
+        finally:
+            self._local.inline = False
+
+    def _inline(self) -> bool:
+        return getattr(self._local, "inline", False)
+
+    def afford(self, nbytes: int) -> None:
+        """Raise :class:`WouldBlock` if this thread is :meth:`inline` and ``nbytes`` is over the budget."""
+        if nbytes > INLINE_MAX_BYTES and self._inline():
+            raise WouldBlock(f"a document of {nbytes} bytes")
+
+    @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any error)."""
+        if self._inline():
+            raise WouldBlock("a write")
         with self._memory_lock if self.memory else contextlib.nullcontext():
             conn = self.connection()
             conn.execute("BEGIN IMMEDIATE")
@@ -152,6 +192,14 @@ class Store:
     def read(self) -> Iterator[sqlite3.Connection]:
         """A connection for reading (under the lock for ``:memory:``)."""
         if self.memory:
+            if self._inline():
+                if not self._memory_lock.acquire(blocking=False):
+                    raise WouldBlock("the :memory: lock is held")
+                try:
+                    yield self._shared
+                finally:
+                    self._memory_lock.release()
+                return
             with self._memory_lock:
                 yield self._shared
         else:
