@@ -222,3 +222,14 @@ def test_the_thread_pool_size_must_be_positive():
             create_app(broker, threads=0)
     finally:
         broker.close()
+
+
+def test_the_fast_json_encoder_leaves_what_it_would_change_to_json():
+    """orjson refuses or rewrites some values: those are written by json, as before."""
+    from sscity.platform.storage import dumps, dumps_bytes
+
+    assert dumps({"n": 2**70, "s": "é", "t": (1, 2)}) == '{"n":1180591620717411303424,"s":"é","t":[1,2]}'
+    assert dumps({"a": float("nan"), "b": None}) == '{"a":NaN,"b":null}'  # not null for NaN
+    assert dumps({1: "x"}) == '{"1":"x"}'
+    assert dumps("x\ud800") == '"x\ud800"'
+    assert dumps_bytes([0.1, None, {"é": True}]) == '[0.1,null,{"é":true}]'.encode()

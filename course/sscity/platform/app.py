@@ -51,7 +51,7 @@ from .model import (
     simplified_value,
 )
 from .query import numeric_prefilter, parse_q
-from .storage import WouldBlock, dumps
+from .storage import WouldBlock, dumps, dumps_bytes
 from .timeutil import canonical_datetime
 
 JSON = "application/json"
@@ -264,7 +264,7 @@ def respond(call: Call, payload, status: int = 200, headers: dict | None = None,
     elif media == JSON:
         link = context_link_header(ctx.link_url)
         headers["Link"] = f"{link}, {headers['Link']}" if "Link" in headers else link
-    return Response(dumps(payload).encode("utf-8"), status, headers=headers, media_type=media)
+    return Response(dumps_bytes(payload), status, headers=headers, media_type=media)
 
 
 def problem_response(err: NgsiError, headers: dict | None = None) -> Response:

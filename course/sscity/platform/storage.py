@@ -86,10 +86,56 @@ class WouldBlock(Exception):
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
+try:  # about 9 times faster than json's encoder, and it holds the GIL for that much less
+    from orjson import dumps as _fast_dumps
+except ImportError:  # pragma: no cover - orjson is a dependency; this keeps a bare checkout working
+    _fast_dumps = None
+
 
 def dumps(value) -> str:
     """Compact JSON text (UTF-8 kept as is) for the database and for responses."""
-    return _ENCODER.encode(value)
+    text = _fast(value)
+    return text.decode("utf-8") if text is not None else _ENCODER.encode(value)
+
+
+def dumps_bytes(value) -> bytes:
+    """:func:`dumps` encoded as UTF-8 (what a response body needs, without a copy through str)."""
+    text = _fast(value)
+    return text if text is not None else _ENCODER.encode(value).encode("utf-8")
+
+
+def _fast(value) -> bytes | None:
+    """orjson's encoding of ``value``, or None where it would differ from :mod:`json`'s.
+
+    orjson writes the same compact JSON (floats in the shortest form that reads back as the
+    same number, e.g. ``1e-7`` where json writes ``1e-07``). What it refuses (integers beyond
+    64 bits, non-string keys, lone surrogates) and the non-finite floats it would write as
+    ``null`` are left to :mod:`json`, which keeps them as they were.
+    """
+    if _fast_dumps is None:
+        return None
+    try:
+        text = _fast_dumps(value)
+    except TypeError:  # orjson.JSONEncodeError
+        return None
+    if b"null" in text and _has_nonfinite(value):
+        return None
+    return text
+
+
+def _has_nonfinite(value) -> bool:
+    """Whether a float NaN or infinity is anywhere in ``value`` (orjson writes them as null)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
 
 
 class Store:
