@@ -18,6 +18,12 @@ it does what clause 6 of NGSI-LD asks of the HTTP binding:
 - limits: a body over :data:`MAX_BODY_BYTES` (8 MiB, ``create_app(max_body_bytes=)``) is a
   413 before it is read whole, a path and query over :data:`MAX_URL_BYTES` (8 KiB) a 414.
 
+Serving: the event loop only reads requests and writes responses; every NGSI-LD operation runs
+in a pool of at most :data:`THREADS` worker threads, so a slow request (a ``q`` over many
+entities, a large batch) delays no other client's. A GET by id is answered on the event loop
+itself while it is cheap (``Store.inline``: no waiting for a lock, an entity under 16 KiB), as
+the hop to a thread would cost more than the request.
+
 Besides NGSI-LD: ``GET /version``, ``GET /actuator/health`` (clients probe them on start),
 and ``GET|DELETE /sscity/inbox/<name>`` for in-process notification inboxes.
 """
