@@ -76,9 +76,11 @@ MAX_INT_PARAM = 2**31 - 1
 _DIGITS = re.compile(r"[0-9]{1,12}\Z")
 #: Longest request target (path and query string, bytes) accepted; a longer one is a 414.
 MAX_URL_BYTES = 8 * 1024
-#: Most NGSI-LD operations run at once in worker threads (each file-backed thread has its own
-#: SQLite connection; WAL lets their reads run beside one writer).
-THREADS = 16
+#: Most NGSI-LD operations run at once in worker threads. Each thread of a file store has its
+#: own SQLite connection (WAL lets their reads run beside one writer) with a page cache of up
+#: to 32 MB, so this also bounds that memory. More threads would not answer faster (Python runs
+#: one at a time); GETs by id answered on the event loop need none.
+THREADS = 8
 _log = logging.getLogger(__name__)
 
 try:  # the package version, shown by /version
