@@ -18,12 +18,14 @@ update) with a busy timeout, so writers from other threads or processes queue in
 failing. WAL lets readers run while one writer writes. A crash (even SIGKILL) rolls back
 the open transaction: a batch is either wholly stored or not at all.
 
-A ``:memory:`` store has one connection shared by all threads behind a lock (in-memory
-databases cannot be shared between connections without shared-cache mode, whose table
-locks do not wait). A file store gives each thread its own connection.
+Each thread has its own connection. A ``:memory:`` store is an in-memory database of SQLite's
+``memdb`` VFS under a unique name, which every connection of this process can open (not
+shared-cache mode, whose table locks do not wait); it lives as long as the store. Without
+WAL, a writer there excludes readers, so a readers-writer lock of this process orders them:
+reads run side by side, a write runs alone, and a waiting writer keeps new readers out.
 
 Inside :meth:`Store.inline` (the HTTP server's event-loop thread answering a cheap request
-itself), nothing may wait or run long: a read that would wait for the ``:memory:`` lock, any
+itself), nothing may wait or run long: a read that would wait for a ``:memory:`` writer, any
 write, and a document over :data:`INLINE_MAX_BYTES` raise :class:`WouldBlock`, and the
 caller runs the request in a worker thread instead.
 """
@@ -34,6 +36,7 @@ import contextlib
 import json
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,6 +141,82 @@ def _has_nonfinite(value) -> bool:
     return False
 
 
+class _ReadWriteLock:
+    """Many readers or one writer, for the threads of an in-memory store; re-entrant per thread.
+
+    SQLite's own locks would keep the same order, but whoever finds the database busy polls
+    it with growing sleeps (up to 100 ms each); this lock wakes the waiters as soon as the
+    holder is done. A waiting writer keeps new readers out, so a stream of reads cannot starve
+    it. A thread that holds it may read or write again (a write inside its own write, a read
+    inside either); a write inside its own read would wait for itself, and is refused.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writing = False
+        self._writers_waiting = 0
+        self._local = threading.local()  # held: nesting depth; writer: whether it writes
+
+    @contextlib.contextmanager
+    def reading(self, blocking: bool = True) -> Iterator[None]:
+        """Hold the lock shared; WouldBlock instead of waiting if not ``blocking``."""
+        local = self._local
+        if getattr(local, "held", 0):
+            local.held += 1
+            try:
+                yield
+            finally:
+                local.held -= 1
+            return
+        with self._cond:
+            while self._writing or self._writers_waiting:
+                if not blocking:
+                    raise WouldBlock("a writer has or waits for the in-memory database")
+                self._cond.wait()
+            self._readers += 1
+        local.held, local.writer = 1, False
+        try:
+            yield
+        finally:
+            local.held = 0
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the lock alone."""
+        local = self._local
+        if getattr(local, "held", 0):
+            if not local.writer:
+                raise RuntimeError("a write inside a read of the same thread (in-memory store) would "
+                                   "wait for itself; finish the read first")
+            local.held += 1
+            try:
+                yield
+            finally:
+                local.held -= 1
+            return
+        with self._cond:
+            self._writers_waiting += 1
+            try:
+                while self._writing or self._readers:
+                    self._cond.wait()
+            finally:
+                self._writers_waiting -= 1
+            self._writing = True
+        local.held, local.writer = 1, True
+        try:
+            yield
+        finally:
+            local.held, local.writer = 0, False
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+
 class Store:
     """The broker's SQLite database.
 
@@ -156,9 +235,11 @@ class Store:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        # In memory there is one connection: the lock serialises whole transactions on it.
-        self._memory_lock = threading.RLock()
-        self._shared = self._connect() if self.memory else None
+        # A memdb database named with "/" is shared by the connections of this process, and
+        # freed with the last one: this one keeps it for the store's life.
+        self._uri = f"file:/sscity-{uuid.uuid4().hex}?vfs=memdb" if self.memory else None
+        self._keeper = self._connect() if self.memory else None
+        self._rw = _ReadWriteLock() if self.memory else None
         # Every statement of the schema is idempotent (IF NOT EXISTS), so concurrent openers agree.
         with self.read() as conn:
             conn.executescript(_SCHEMA)
@@ -169,8 +250,9 @@ class Store:
     def _connect(self) -> sqlite3.Connection:
         if not self.memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
-                               check_same_thread=False, cached_statements=256)
+        busy_timeout_s = self.busy_timeout_s
+        conn = sqlite3.connect(self._uri or self.path, timeout=busy_timeout_s, isolation_level=None,
+                               check_same_thread=False, cached_statements=256, uri=self.memory)
         if not self.memory:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
@@ -180,17 +262,17 @@ class Store:
         # Checkpoint (copy the WAL into the database, with an fsync) every ~40 MB rather than
         # every 4 MB: batch writes run about 1.6 times faster.
         conn.execute("PRAGMA wal_autocheckpoint=10000")
-        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
-        conn.execute("PRAGMA cache_size=-32000")  # 32 MB page cache
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        # 32 MB page cache (in memory too: a writer whose changes outgrow it must lock readers
+        # out until it commits)
+        conn.execute("PRAGMA cache_size=-32000")
         conn.execute("PRAGMA temp_store=MEMORY")
         with self._connections_lock:
             self._connections.append(conn)
         return conn
 
     def connection(self) -> sqlite3.Connection:
-        """This thread's connection (the shared one for ``:memory:``)."""
-        if self._shared is not None:
-            return self._shared
+        """This thread's connection."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._connect()
@@ -224,7 +306,7 @@ class Store:
         """A write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any error)."""
         if self._inline():
             raise WouldBlock("a write")
-        with self._memory_lock if self.memory else contextlib.nullcontext():
+        with self._rw.writing() if self._rw is not None else contextlib.nullcontext():
             conn = self.connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -236,18 +318,10 @@ class Store:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        """A connection for reading (under the lock for ``:memory:``)."""
-        if self.memory:
-            if self._inline():
-                if not self._memory_lock.acquire(blocking=False):
-                    raise WouldBlock("the :memory: lock is held")
-                try:
-                    yield self._shared
-                finally:
-                    self._memory_lock.release()
-                return
-            with self._memory_lock:
-                yield self._shared
+        """This thread's connection, for reading (beside other readers, in memory)."""
+        if self._rw is not None:
+            with self._rw.reading(blocking=not self._inline()):
+                yield self.connection()
         else:
             yield self.connection()
 
