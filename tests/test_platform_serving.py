@@ -53,7 +53,7 @@ def served(request, tmp_path_factory):
         stop_server(proc)
 
 
-def _latencies_during(url: str, slow, seconds: float = 1.5) -> tuple[list[float], list[float]]:
+def _latencies_during(url: str, slow, seconds: float = 1.0) -> tuple[list[float], list[float]]:
     """Run ``slow(client)`` over and over in one client while another GETs a note by id.
 
     Returns the durations of the slow requests and the latencies of the GETs made meanwhile.
