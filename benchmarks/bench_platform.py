@@ -8,6 +8,11 @@
 - ``platform_get_by_id_http``: ``GET /entities/{id}`` requests/s and p95 latency over loopback
   HTTP, from 4 client threads with keep-alive connections (the client competes with the server
   for the machine's cores);
+- ``*_server_cpu``: the server process's CPU time (user + system, from ``/proc``) per GET by id
+  and per upserted entity: on a machine shared with other work this varies far less than the
+  rates, which follow whatever else runs;
+- ``platform_get_by_id_http_p95_during_slow_q`` (and ``_max``): latency of one client's GETs by
+  id while another client runs the slow ``q`` below back to back (no request blocks others);
 - ``platform_geo_near_p95_100k``: p95 latency of ``georel=near;maxDistance==500`` at 100,000
   entities, over HTTP and in process;
 - ``platform_query_q_p95_100k``: p95 latency of ``type=AirQualityObserved&q=no2>X&count=true``
@@ -89,6 +94,21 @@ def bench_inprocess_upsert(folder: Path, count: int) -> None:
     broker.close()
 
 
+def server_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) the process ``pid`` has used so far, or None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_server_cpu(name: str, pid: int, before: float | None, count: int, unit: str) -> None:
+    after = server_cpu_s(pid)
+    if before is not None and after is not None and count:
+        bench(name, (after - before) / count * 1e6, unit)
+
+
 def request(conn: http.client.HTTPConnection, method: str, path: str, body=None, headers=None):
     conn.request(method, path, body=body, headers=headers or {})
     response = conn.getresponse()
@@ -107,7 +127,44 @@ def load_over_http(port: int, entities: list[dict]) -> float:
     return rate
 
 
-def bench_get_by_id(port: int, count: int, threads: int = 4, seconds: float = 5.0) -> None:
+def bench_get_during_slow_q(port: int, count: int, seconds: float = 3.0) -> None:
+    """GET-by-id latency of one client while another runs slow q queries back to back."""
+    stop = threading.Event()
+    slow_runs = []
+
+    def slow() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while not stop.is_set():
+            status, body = request(conn, "GET", f"{NGSI}/entities?type=AirQualityObserved&q=no2%3E79.9"
+                                   "&count=true&limit=100", headers={"Link": HEADERS["Link"]})
+            assert status == 200, body[:300]
+            slow_runs.append(1)
+        conn.close()
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    time.sleep(0.05)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    rng = random.Random(SEED + 4)
+    latencies = []
+    stop_at = time.perf_counter() + seconds
+    while time.perf_counter() < stop_at:
+        path = f"{NGSI}/entities/urn:ngsi-ld:AirQualityObserved:{rng.randrange(count)}"
+        started = time.perf_counter()
+        status, _ = request(conn, "GET", path, headers={"Link": HEADERS["Link"]})
+        latencies.append(time.perf_counter() - started)
+        assert status == 200
+        time.sleep(0.005)
+    stop.set()
+    thread.join()
+    conn.close()
+    bench("platform_get_by_id_http_p95_during_slow_q", p95(latencies) * 1000, "ms")
+    bench("platform_get_by_id_http_max_during_slow_q", max(latencies) * 1000, "ms")
+    bench("platform_slow_q_runs_meanwhile", len(slow_runs), "queries")
+
+
+def bench_get_by_id(port: int, count: int, threads: int = 4, seconds: float = 5.0,
+                    pid: int | None = None) -> None:
     latencies: list[float] = []
     lock = threading.Lock()
     stop_at = time.perf_counter() + seconds
@@ -127,6 +184,7 @@ def bench_get_by_id(port: int, count: int, threads: int = 4, seconds: float = 5.
             latencies.extend(mine)
 
     workers = [threading.Thread(target=worker, args=(SEED + k,)) for k in range(threads)]
+    cpu_before = server_cpu_s(pid) if pid else None
     started = time.perf_counter()
     for thread in workers:
         thread.start()
@@ -135,6 +193,8 @@ def bench_get_by_id(port: int, count: int, threads: int = 4, seconds: float = 5.
     elapsed = time.perf_counter() - started
     bench("platform_get_by_id_http", len(latencies) / elapsed, "requests/s")
     bench("platform_get_by_id_http_p95", p95(latencies) * 1000, "ms")
+    if pid:
+        bench_server_cpu("platform_get_by_id_http_server_cpu", pid, cpu_before, len(latencies), "us/request")
 
 
 def near_paths(queries: int) -> list[str]:
@@ -260,8 +320,12 @@ def main() -> None:
         proc, url = start_server(db)
         port = int(url.rsplit(":", 1)[1])
         try:
+            cpu_before = server_cpu_s(proc.pid)
             bench("platform_batch_upsert_http", load_over_http(port, stations(args.entities)), "entities/s")
-            bench_get_by_id(port, args.entities)
+            bench_server_cpu("platform_batch_upsert_http_server_cpu", proc.pid, cpu_before, args.entities,
+                             "us/entity")
+            bench_get_by_id(port, args.entities, pid=proc.pid)
+            bench_get_during_slow_q(port, args.entities)
             bench_geo_near_http(port)
             bench_query_q(port)
             bench_temporal(port)

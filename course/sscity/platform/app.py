@@ -21,6 +21,12 @@ it does what clause 6 of NGSI-LD asks of the HTTP binding:
 The @context store of clause 5.13 is served at ``/jsonldContexts`` (list, add, serve,
 delete; see :mod:`sscity.platform.context`).
 
+Serving: the event loop only reads requests and writes responses; every NGSI-LD operation runs
+in a pool of at most :data:`THREADS` worker threads, so a slow request (a ``q`` over many
+entities, a large batch) delays no other client's. A GET by id is answered on the event loop
+itself while it is cheap (``Store.inline``: no waiting for a lock, an entity under 16 KiB), as
+the hop to a thread would cost more than the request.
+
 Besides NGSI-LD: ``GET /version``, ``GET /actuator/health`` (clients probe them on start),
 and ``GET|DELETE /sscity/inbox/<name>`` for in-process notification inboxes.
 """
@@ -34,8 +40,10 @@ import re
 from functools import lru_cache
 from urllib.parse import quote, unquote, urlencode
 
+import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -55,7 +63,7 @@ from .model import (
     simplified_value,
 )
 from .query import numeric_prefilter, parse_q
-from .storage import dumps
+from .storage import WouldBlock, dumps, dumps_bytes
 from .timeutil import canonical_datetime
 
 JSON = "application/json"
@@ -75,6 +83,11 @@ MAX_INT_PARAM = 2**31 - 1
 _DIGITS = re.compile(r"[0-9]{1,12}\Z")
 #: Longest request target (path and query string, bytes) accepted; a longer one is a 414.
 MAX_URL_BYTES = 8 * 1024
+#: Most NGSI-LD operations run at once in worker threads. Each thread of a file store has its
+#: own SQLite connection (WAL lets their reads run beside one writer) with a page cache of up
+#: to 32 MB, so this also bounds that memory. More threads would not answer faster (Python runs
+#: one at a time); GETs by id answered on the event loop need none.
+THREADS = 8
 _log = logging.getLogger(__name__)
 
 try:  # the package version, shown by /version
@@ -286,7 +299,7 @@ def respond(call: Call, payload, status: int = 200, headers: dict | None = None,
     elif media == JSON:
         link = context_link_header(ctx.link_url)
         headers["Link"] = f"{link}, {headers['Link']}" if "Link" in headers else link
-    return Response(dumps(payload).encode("utf-8"), status, headers=headers, media_type=media)
+    return Response(dumps_bytes(payload), status, headers=headers, media_type=media)
 
 
 def problem_response(err: NgsiError, headers: dict | None = None) -> Response:
@@ -1173,10 +1186,12 @@ _ROUTES = {
     "context": {"GET": "context_get", "DELETE": "context_delete"},
 }
 _GEO_RESOURCES = ("entities", "entity")
+#: The raw path of GET /entities/{id} (an id's "/" arrives as %2F), with or without a final "/".
+_ENTITY_PATH = re.compile(rb"/ngsi-ld/v1/entities/[^/]+/?\Z")
 
 
 def create_app(broker: Broker, max_body_bytes: int = MAX_BODY_BYTES,
-               max_url_bytes: int = MAX_URL_BYTES):
+               max_url_bytes: int = MAX_URL_BYTES, threads: int = THREADS):
     """The Starlette application of ``broker``.
 
     Parameters
@@ -1188,6 +1203,11 @@ def create_app(broker: Broker, max_body_bytes: int = MAX_BODY_BYTES,
         (chunked) to be larger is answered 413 PayloadTooLarge without being read whole.
     max_url_bytes : int
         Longest path and query string accepted; a longer one is answered 414 UriTooLong.
+    threads : int
+        Most NGSI-LD operations run at once, each in a worker thread (:data:`THREADS` by
+        default). The event loop only reads requests and writes responses, so a slow request
+        delays no other client's; more than ``threads`` slow requests at once make the next
+        ones wait for a free thread.
 
     Returns
     -------
@@ -1196,7 +1216,11 @@ def create_app(broker: Broker, max_body_bytes: int = MAX_BODY_BYTES,
         ``state``, are those of the Starlette app): run it with uvicorn (``sscity platform
         serve``) or call it in process (``sscity.platform.Client``).
     """
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}.")
     handlers = Handlers(broker)
+    store = broker.store
+    limiter = anyio.CapacityLimiter(threads)
     methods = {name: {method: getattr(handlers, attr) for method, attr in table.items()}
                for name, table in _ROUTES.items()}
 
@@ -1210,7 +1234,20 @@ def create_app(broker: Broker, max_body_bytes: int = MAX_BODY_BYTES,
                     return problem_response(too_large(max_body_bytes), headers={"Connection": "close"})
                 chunks.append(chunk)
             body = b"".join(chunks)
-        return dispatch(request, body)
+        if request.method == "GET" and _ENTITY_PATH.match(request.scope.get("raw_path") or b""):
+            # A GET by id is answered here on the event loop: the hop to a worker thread would
+            # cost more CPU than the request itself. Store.inline() keeps it cheap: if it would
+            # wait for a lock or decode a large entity, WouldBlock sends it to a worker thread.
+            try:
+                with store.inline():
+                    return dispatch(request, body)
+            except WouldBlock:
+                pass
+        # Every other operation runs in a worker thread, so the event loop keeps reading,
+        # answering and dispatching other clients' requests while one is slow (a q over many
+        # entities, a large batch): no request blocks the others (issue 17). The limiter bounds
+        # the threads, hence the SQLite connections and memory that concurrent requests take.
+        return await anyio.to_thread.run_sync(dispatch, request, body, limiter=limiter)
 
     def dispatch(request: Request, body: bytes) -> Response:
         raw = request.scope.get("raw_path") or request.scope["path"].encode("utf-8")
@@ -1246,6 +1283,8 @@ def create_app(broker: Broker, max_body_bytes: int = MAX_BODY_BYTES,
             return handler(call)
         except NgsiError as err:
             return problem_response(err)
+        except WouldBlock:  # an inline request that must run in a worker thread (ngsi above)
+            raise
         except Exception:  # a bug: report it as ProblemDetails, never as a bare traceback
             _log.exception("internal error on %s %s", request.method, request.url.path)
             return problem_response(NgsiError(
@@ -1293,7 +1332,7 @@ def create_app(broker: Broker, max_body_bytes: int = MAX_BODY_BYTES,
     app.state.broker = broker
     app.state.max_body_bytes = max_body_bytes
     app.state.max_url_bytes = max_url_bytes
-    return _Limits(app, max_body_bytes, max_url_bytes)
+    return _Limits(app, max_body_bytes, max_url_bytes, ngsi)
 
 
 def too_large(max_body_bytes: int) -> NgsiError:
@@ -1309,12 +1348,17 @@ class _Limits:
     Bodies sent without ``Content-Length`` (chunked) are counted as they are read by the
     NGSI-LD endpoint, which stops at the limit. Attributes of the wrapped Starlette app
     (``state``, ``routes``...) are reachable through this object.
+
+    A request under ``/ngsi-ld/v1/`` with one of the usual methods goes straight to the
+    NGSI-LD endpoint ``ngsi``, the route Starlette would pick for it: its middleware and
+    router cost about a tenth of a GET by id, and the endpoint answers every error itself.
     """
 
-    def __init__(self, app: Starlette, max_body_bytes: int, max_url_bytes: int):
+    def __init__(self, app: Starlette, max_body_bytes: int, max_url_bytes: int, ngsi=None):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_url_bytes = max_url_bytes
+        self.ngsi = ngsi
 
     def __getattr__(self, name):
         return getattr(self.app, name)
@@ -1322,7 +1366,10 @@ class _Limits:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
             error = None
-            target = len(scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")) \
+            # (the server's httptools protocol stands in a short path for an over-long URL, and
+            # says how long it was in an extension)
+            target = (scope.get("extensions") or {}).get("sscity.url_bytes") or \
+                len(scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")) \
                 + len(scope.get("query_string", b""))
             if target > self.max_url_bytes:
                 error = NgsiError("UriTooLong", f"The request URL is {target:,} bytes long; the broker "
@@ -1343,4 +1390,16 @@ class _Limits:
                 response = problem_response(error, headers={"Connection": "close"})
                 await response(scope, receive, send)
                 return
+            if self.ngsi is not None and scope["method"] in _BYPASS_METHODS and \
+                    scope["path"].startswith(_BASE_SLASH) and not scope.get("root_path"):
+                try:
+                    response = await self.ngsi(Request(scope, receive))
+                except ClientDisconnect:  # the client left while sending its body: nobody to answer
+                    return
+                await response(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+
+_BYPASS_METHODS = frozenset(("GET", "POST", "PATCH", "PUT", "DELETE"))
+_BASE_SLASH = BASE + "/"

@@ -339,7 +339,14 @@ class Broker:
         """One entity by id (clause 5.7.1); ResourceNotFound if there is none."""
         tenant = self._existing_tenant(tenant, entity_id)
         with self.store.read() as conn:
-            return self._get(conn, tenant, entity_id)[1]
+            row = Store.get_entity(conn, tenant, entity_id)
+        if row is None:
+            raise not_found(f"Entity {entity_id} does not exist{_in_tenant(tenant)}. Check the id, or "
+                            "create it first (POST /ngsi-ld/v1/entities).")
+        # Decoding (and then rendering) costs time in proportion to the document: an inline
+        # request (HTTP event loop) hands a large one to a worker thread (Store.inline).
+        self.store.afford(len(row[2]))
+        return self._decode(entity_id, row)[1]
 
     def delete_entity(self, tenant: str, entity_id: str) -> None:
         """Delete an entity with its history (clause 5.6.6)."""

@@ -1,8 +1,11 @@
 """Run the broker as an HTTP server: ``sscity platform serve`` or :func:`serve`.
 
 The server is uvicorn with one worker process (SQLite serialises writers anyway, and a
-second process would double the memory for nothing on a laptop), no access log, and the
-HTTP parser uvicorn picks (httptools when installed, else h11).
+second process would double the memory for nothing on a laptop) and no access log. Its HTTP
+parser is httptools when installed (it costs about 90 microseconds less CPU per request than
+h11: GET by id serves about 1.6 times as many requests per second), else h11; both answer
+the same 414 for a URL over the broker's limit and refuse a request head over
+:data:`MAX_HEADER_BYTES`.
 
 It listens on a TCP port (``http://127.0.0.1:1026``, like Orion-LD) or, with ``uds=``, on a
 Unix domain socket: a file that any local process allowed into its folder can connect to,
@@ -29,6 +32,53 @@ SOCKET_MODE = 0o666  # any user may connect: the folder around the socket decide
 #: only a request head over 1 MiB is refused by the parser itself (400, connection closed).
 MAX_HEADER_BYTES = 1024 * 1024
 _MAX_SOCKET_PATH = 103 if sys.platform == "darwin" else 107  # bytes of sun_path, less its final NUL
+
+
+def _http_protocol():
+    """uvicorn's httptools protocol with the broker's URL and head limits, or "h11" without httptools.
+
+    httptools' URL parser fails on a URL over 64 KiB, which uvicorn answers with a bare 400; and
+    it puts no bound on a request head. This subclass counts the URL and head bytes: a head over
+    :data:`MAX_HEADER_BYTES` is refused (400, connection closed, like h11), and a URL over 16 KiB
+    is replaced by a stand-in path whose real length the application reads from the
+    ``sscity.url_bytes`` scope extension, so it answers its usual 414 ProblemDetails.
+    """
+    try:
+        import httptools
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:
+        return "h11"
+    kept = 16 * 1024  # any URL this long is already over the application's limit (8 KiB)
+
+    class Protocol(HttpToolsProtocol):
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self.url_bytes = self.head_bytes = 0
+
+        def _count(self, nbytes: int) -> None:
+            self.head_bytes += nbytes
+            if self.head_bytes > MAX_HEADER_BYTES:
+                raise httptools.HttpParserError(f"request head over {MAX_HEADER_BYTES} bytes")
+
+        def on_url(self, url: bytes) -> None:
+            self._count(len(url))
+            self.url_bytes += len(url)
+            if len(self.url) < kept:
+                self.url += url[:kept - len(self.url)]
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._count(len(name) + len(value))
+            super().on_header(name, value)
+
+        def on_headers_complete(self) -> None:
+            too_long = self.url_bytes > len(self.url)
+            if too_long:
+                self.url = b"/"
+            super().on_headers_complete()
+            if too_long:  # the request task has not started yet: it sees this
+                self.scope.setdefault("extensions", {})["sscity.url_bytes"] = self.url_bytes
+
+    return Protocol
 
 
 def _check_socket_path(path: Path) -> None:
@@ -199,7 +249,8 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, db: str | Path | No
         raise ValueError(f"max_body must be a positive number of bytes, got {max_body}.")
     limits = {"max_body_bytes": max_body or MAX_BODY_BYTES}
     options = {"log_level": log_level, "access_log": False, "lifespan": "off", "server_header": False,
-               "date_header": False, "h11_max_incomplete_event_size": MAX_HEADER_BYTES}
+               "date_header": False, "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+               "http": _http_protocol()}
     if uds is None:
         broker = _broker(db, contexts, context_cache, _base_url(host, port))
         try:

@@ -20,9 +20,16 @@ update) with a busy timeout, so writers from other threads or processes queue in
 failing. WAL lets readers run while one writer writes. A crash (even SIGKILL) rolls back
 the open transaction: a batch is either wholly stored or not at all.
 
-A ``:memory:`` store has one connection shared by all threads behind a lock (in-memory
-databases cannot be shared between connections without shared-cache mode, whose table
-locks do not wait). A file store gives each thread its own connection.
+Each thread has its own connection. A ``:memory:`` store is an in-memory database of SQLite's
+``memdb`` VFS under a unique name, which every connection of this process can open (not
+shared-cache mode, whose table locks do not wait); it lives as long as the store. Without
+WAL, a writer there excludes readers, so a readers-writer lock of this process orders them:
+reads run side by side, a write runs alone, and a waiting writer keeps new readers out.
+
+Inside :meth:`Store.inline` (the HTTP server's event-loop thread answering a cheap request
+itself), nothing may wait or run long: a read that would wait for a ``:memory:`` writer, any
+write, and a document over :data:`INLINE_MAX_BYTES` raise :class:`WouldBlock`, and the
+caller runs the request in a worker thread instead.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import contextlib
 import json
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,12 +91,144 @@ CREATE TABLE IF NOT EXISTS subscriptions (
 """
 
 
+#: Largest stored document (bytes of JSON) a request answered inline may decode and render:
+#: about 0.1 ms of work. A larger one goes to a worker thread, so no big entity can stall the
+#: event loop behind the label of a cheap GET.
+INLINE_MAX_BYTES = 16 * 1024
+
+
+class WouldBlock(Exception):
+    """Inside :meth:`Store.inline`: the operation would wait for a lock or work too long."""
+
+
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+try:  # about 9 times faster than json's encoder, and it holds the GIL for that much less
+    from orjson import dumps as _fast_dumps
+except ImportError:  # pragma: no cover - orjson is a dependency; this keeps a bare checkout working
+    _fast_dumps = None
 
 
 def dumps(value) -> str:
     """Compact JSON text (UTF-8 kept as is) for the database and for responses."""
-    return _ENCODER.encode(value)
+    text = _fast(value)
+    return text.decode("utf-8") if text is not None else _ENCODER.encode(value)
+
+
+def dumps_bytes(value) -> bytes:
+    """:func:`dumps` encoded as UTF-8 (what a response body needs, without a copy through str)."""
+    text = _fast(value)
+    return text if text is not None else _ENCODER.encode(value).encode("utf-8")
+
+
+def _fast(value) -> bytes | None:
+    """orjson's encoding of ``value``, or None where it would differ from :mod:`json`'s.
+
+    orjson writes the same compact JSON (floats in the shortest form that reads back as the
+    same number, e.g. ``1e-7`` where json writes ``1e-07``). What it refuses (integers beyond
+    64 bits, non-string keys, lone surrogates) and the non-finite floats it would write as
+    ``null`` are left to :mod:`json`, which keeps them as they were.
+    """
+    if _fast_dumps is None:
+        return None
+    try:
+        text = _fast_dumps(value)
+    except TypeError:  # orjson.JSONEncodeError
+        return None
+    if b"null" in text and _has_nonfinite(value):
+        return None
+    return text
+
+
+def _has_nonfinite(value) -> bool:
+    """Whether a float NaN or infinity is anywhere in ``value`` (orjson writes them as null)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
+
+
+class _ReadWriteLock:
+    """Many readers or one writer, for the threads of an in-memory store; re-entrant per thread.
+
+    SQLite's own locks would keep the same order, but whoever finds the database busy polls
+    it with growing sleeps (up to 100 ms each); this lock wakes the waiters as soon as the
+    holder is done. A waiting writer keeps new readers out, so a stream of reads cannot starve
+    it. A thread that holds it may read or write again (a write inside its own write, a read
+    inside either); a write inside its own read would wait for itself, and is refused.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writing = False
+        self._writers_waiting = 0
+        self._local = threading.local()  # held: nesting depth; writer: whether it writes
+
+    @contextlib.contextmanager
+    def reading(self, blocking: bool = True) -> Iterator[None]:
+        """Hold the lock shared; WouldBlock instead of waiting if not ``blocking``."""
+        local = self._local
+        if getattr(local, "held", 0):
+            local.held += 1
+            try:
+                yield
+            finally:
+                local.held -= 1
+            return
+        with self._cond:
+            while self._writing or self._writers_waiting:
+                if not blocking:
+                    raise WouldBlock("a writer has or waits for the in-memory database")
+                self._cond.wait()
+            self._readers += 1
+        local.held, local.writer = 1, False
+        try:
+            yield
+        finally:
+            local.held = 0
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the lock alone."""
+        local = self._local
+        if getattr(local, "held", 0):
+            if not local.writer:
+                raise RuntimeError("a write inside a read of the same thread (in-memory store) would "
+                                   "wait for itself; finish the read first")
+            local.held += 1
+            try:
+                yield
+            finally:
+                local.held -= 1
+            return
+        with self._cond:
+            self._writers_waiting += 1
+            try:
+                while self._writing or self._readers:
+                    self._cond.wait()
+            finally:
+                self._writers_waiting -= 1
+            self._writing = True
+        local.held, local.writer = 1, True
+        try:
+            yield
+        finally:
+            local.held, local.writer = 0, False
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
 
 
 class Store:
@@ -109,9 +249,11 @@ class Store:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        # In memory there is one connection: the lock serialises whole transactions on it.
-        self._memory_lock = threading.RLock()
-        self._shared = self._connect() if self.memory else None
+        # A memdb database named with "/" is shared by the connections of this process, and
+        # freed with the last one: this one keeps it for the store's life.
+        self._uri = f"file:/sscity-{uuid.uuid4().hex}?vfs=memdb" if self.memory else None
+        self._keeper = self._connect() if self.memory else None
+        self._rw = _ReadWriteLock() if self.memory else None
         # Every statement of the schema is idempotent (IF NOT EXISTS), so concurrent openers agree.
         with self.read() as conn:
             conn.executescript(_SCHEMA)
@@ -122,8 +264,9 @@ class Store:
     def _connect(self) -> sqlite3.Connection:
         if not self.memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
-                               check_same_thread=False, cached_statements=256)
+        busy_timeout_s = self.busy_timeout_s
+        conn = sqlite3.connect(self._uri or self.path, timeout=busy_timeout_s, isolation_level=None,
+                               check_same_thread=False, cached_statements=256, uri=self.memory)
         if not self.memory:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
@@ -133,26 +276,51 @@ class Store:
         # Checkpoint (copy the WAL into the database, with an fsync) every ~40 MB rather than
         # every 4 MB: batch writes run about 1.6 times faster.
         conn.execute("PRAGMA wal_autocheckpoint=10000")
-        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
-        conn.execute("PRAGMA cache_size=-32000")  # 32 MB page cache
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        # A 32 MB page cache for a file. In memory the pages are in RAM already, and each thread's
+        # connection would copy them into its own cache: 2 MB each (SQLite's default).
+        conn.execute(f"PRAGMA cache_size={-2000 if self.memory else -32000}")
         conn.execute("PRAGMA temp_store=MEMORY")
         with self._connections_lock:
             self._connections.append(conn)
         return conn
 
     def connection(self) -> sqlite3.Connection:
-        """This thread's connection (the shared one for ``:memory:``)."""
-        if self._shared is not None:
-            return self._shared
+        """This thread's connection."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._connect()
         return conn
 
     @contextlib.contextmanager
+    def inline(self) -> Iterator[None]:
+        """Within this block, this thread's reads never wait and its writes are refused.
+
+        For the event-loop thread of the HTTP server, which answers cheap requests itself: an
+        operation that would wait (for the ``:memory:`` lock, or a write for SQLite's write
+        lock) or decode a document over :data:`INLINE_MAX_BYTES` raises :class:`WouldBlock`
+        instead, and the request is run again in a worker thread.
+        """
+        self._local.inline = True
+        try:
+            yield
+        finally:
+            self._local.inline = False
+
+    def _inline(self) -> bool:
+        return getattr(self._local, "inline", False)
+
+    def afford(self, nbytes: int) -> None:
+        """Raise :class:`WouldBlock` if this thread is :meth:`inline` and ``nbytes`` is over the budget."""
+        if nbytes > INLINE_MAX_BYTES and self._inline():
+            raise WouldBlock(f"a document of {nbytes} bytes")
+
+    @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any error)."""
-        with self._memory_lock if self.memory else contextlib.nullcontext():
+        if self._inline():
+            raise WouldBlock("a write")
+        with self._rw.writing() if self._rw is not None else contextlib.nullcontext():
             conn = self.connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -164,10 +332,10 @@ class Store:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        """A connection for reading (under the lock for ``:memory:``)."""
-        if self.memory:
-            with self._memory_lock:
-                yield self._shared
+        """This thread's connection, for reading (beside other readers, in memory)."""
+        if self._rw is not None:
+            with self._rw.reading(blocking=not self._inline()):
+                yield self.connection()
         else:
             yield self.connection()
 
