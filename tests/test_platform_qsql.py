@@ -254,3 +254,54 @@ def test_a_version_1_database_gets_its_value_index_when_opened(tmp_path, monkeyp
             assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
     finally:
         broker.close()
+
+
+def test_sqlite_measures_points_exactly_as_python_does():
+    """geo.point_distance_sql repeats haversine_m operation by operation: the same double, always."""
+    import json
+    import random
+    import sqlite3
+
+    from sscity.platform.geo import parse_geoquery
+
+    rng = random.Random(20240501)
+    conn = sqlite3.connect(":memory:")
+    for _ in range(40):
+        lon, lat = rng.uniform(-180, 180), rng.uniform(-89, 89)
+        query = parse_geoquery("near;maxDistance==500", "Point", json.dumps([round(lon, 5), round(lat, 5)]))
+        sql, params = query.point_distance_sql("g.t")
+        points = [json.dumps({"type": "Point", "coordinates": [lon + rng.uniform(-0.01, 0.01),
+                                                               max(-90.0, min(90.0, lat + rng.uniform(-0.01, 0.01)))]})
+                  for _ in range(50)]
+        found = conn.execute(f"SELECT g.t, {sql} FROM (SELECT value AS t FROM json_each(?)) g",
+                             (*params, json.dumps(points))).fetchall()
+        for text, metres in found:
+            assert metres == query.distance(json.loads(text)), text
+
+
+def test_near_queries_measure_points_in_sql_and_other_shapes_in_python():
+    """georel=near (clause 4.10): nearest first, exactly the entities within maxDistance."""
+    import random
+
+    from sscity.platform.geo import parse_geoquery
+
+    rng = random.Random(7)
+    broker = Broker(":memory:")
+    try:
+        ctx = broker.contexts.core
+        entities = [{"id": f"urn:x:{n}", "type": "T", "location": {"type": "GeoProperty", "value": {
+            "type": "Point", "coordinates": [140.1 + rng.uniform(-0.01, 0.01), 36.1 + rng.uniform(-0.01, 0.01)]}}}
+            for n in range(300)]
+        entities.append({"id": "urn:x:line", "type": "T", "location": {"type": "GeoProperty", "value": {
+            "type": "LineString", "coordinates": [[140.09, 36.1], [140.11, 36.1]]}}})
+        assert not broker.batch("", "create", entities, [ctx] * len(entities)).errors
+        query = parse_geoquery("near;maxDistance==400", "Point", "[140.1,36.1005]")
+        page, total = broker.query_entities("", EntityQuery(geo=query, limit=1000))
+        by_id = {entity["id"]: entity["location"]["value"] for entity in entities}
+        expected = sorted((query.distance(geometry), int(key.rsplit(":", 1)[1]) if key[-1].isdigit() else -1, key)
+                          for key, geometry in by_id.items() if query.distance(geometry) <= 400)
+        assert "urn:x:line" in [entity.id for entity in page] and total == len(expected)
+        assert [entity.id for entity in page] == [key for _, _, key in sorted(
+            expected, key=lambda item: (item[0], [e["id"] for e in entities].index(item[2])))]
+    finally:
+        broker.close()

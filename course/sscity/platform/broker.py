@@ -494,9 +494,12 @@ class Broker:
                                     "ORDER BY e.pk LIMIT ? OFFSET ?", (*params, query.limit, query.offset))
                 page = [Entity(i, t, json.loads(d), c, m) for i, t, d, c, m in rows]
                 return page, total
+            # near on location: SQLite measures Points (geo.point_distance_sql), Python the rest.
+            distance, distance_params = query.geo.point_distance_sql() if _near_location(query) \
+                else ("NULL", ())
             matches = self._filter(conn.execute(
-                f"SELECT e.id, e.type, e.doc, e.created_at, e.modified_at, e.geom, {sure} {sql} "
-                "ORDER BY e.pk", (*sure_params, *params)), query, only_ids)
+                f"SELECT e.id, e.type, e.doc, e.created_at, e.modified_at, e.geom, {sure}, {distance} {sql} "
+                "ORDER BY e.pk", (*sure_params, *distance_params, *params)), query, only_ids)
         page = matches[query.offset:query.offset + query.limit]
         return [Entity(i, t, d if isinstance(d, dict) else json.loads(d), c, m)
                 for i, t, d, c, m in page], len(matches)
@@ -506,14 +509,19 @@ class Broker:
         near = query.geo is not None and query.geo.georel == "near" and query.geo.max_distance_m is not None
         on_location = query.geo is None or query.geo.geoproperty == LOCATION
         matches = []
-        for entity_id, entity_type, doc, created_at, modified_at, geom, sure in rows:
+        limit_m = query.geo.max_distance_m if near else None
+        for entity_id, entity_type, doc, created_at, modified_at, geom, sure, sql_distance in rows:
             if only_ids is not None and entity_id not in only_ids:
                 continue
             if query.id_pattern is not None and not query.id_pattern.search(entity_id):
                 continue
             attrs = None
             distance = 0.0
-            if query.geo is not None:
+            if sql_distance is not None and abs(sql_distance - limit_m) > geo.DISTANCE_TOLERANCE_M:
+                if sql_distance > limit_m:
+                    continue
+                distance = sql_distance
+            elif query.geo is not None:
                 if on_location:
                     geometry = json.loads(geom) if geom else None
                 else:
@@ -965,6 +973,11 @@ def _compile_pattern(pattern) -> LinearPattern:
 def compile_id_pattern(pattern: str) -> LinearPattern:
     """The compiled ``idPattern`` of a query; BadRequestData if it is not a regular expression."""
     return _compile_pattern(pattern)
+
+
+def _near_location(query: EntityQuery) -> bool:
+    return query.geo is not None and query.geo.georel == "near" and query.geo.max_distance_m is not None \
+        and query.geo.geoproperty == LOCATION
 
 
 def _compiled_q(query: EntityQuery) -> qsql.CompiledQ | None:
