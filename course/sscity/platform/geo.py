@@ -193,7 +193,8 @@ class GeoQuery:
         glon, glat = f"json_extract({geom}, '$.coordinates[0]')", f"json_extract({geom}, '$.coordinates[1]')"
         # 2 * R * asin(min(1, sqrt(sin(dphi / 2) ** 2 + cos(phi1) * cos(phi2) * sin(dlmb / 2) ** 2)))
         sql = (f"(CASE WHEN json_extract({geom}, '$.type') = 'Point' THEN ? * asin(min(1.0, sqrt("
-               f"pow(sin(({glat} * ? - ?) / 2), 2) + ? * cos({glat} * ?) * pow(sin((({glon} - ?) * ?) / 2), 2)"
+               f"pow(sin(({glat} * ? - ?) / 2), 2) + ? * cos({glat} * ?) * "
+               f"pow(sin((({glon} - ?) * ?) / 2), 2)"
                f"))) END)")
         return sql, (2 * EARTH_RADIUS_M, to_rad, phi1, math.cos(phi1), to_rad, lon, to_rad)
 

@@ -63,7 +63,8 @@ _SCALAR = """CASE json_type(a.value, '$.{member}')
 # possible DateTime is left to Python.
 KIND_SQL = f"""CASE WHEN a.type <> 'object' THEN '?'
     WHEN json_extract(a.value, '$.type') IN ('Property', 'GeoProperty')
-        AND json_type(a.value, '$.value') = 'object' AND json_type(a.value, '$.value."@value"') IS NULL THEN 'o'
+        AND json_type(a.value, '$.value') = 'object'
+        AND json_type(a.value, '$.value."@value"') IS NULL THEN 'o'
     WHEN json_extract(a.value, '$.type') = 'Property' THEN {_SCALAR.format(member='value')}
     WHEN json_extract(a.value, '$.type') = 'Relationship' THEN {_SCALAR.format(member='object')}
     ELSE '?' END"""
@@ -123,7 +124,8 @@ def _combine(parts: list[tuple[str, tuple]], joiner: str) -> tuple[str, tuple]:
         return neutral
     if len(parts) == 1:
         return parts[0]
-    return "(" + f" {joiner} ".join(sql for sql, _ in parts) + ")", tuple(p for _, params in parts for p in params)
+    sql = "(" + f" {joiner} ".join(sql for sql, _ in parts) + ")"
+    return sql, tuple(param for _, params in parts for param in params)
 
 
 def _compile(plan) -> tuple[tuple[str, tuple], tuple[str, tuple]]:
@@ -202,5 +204,6 @@ def _term(term) -> tuple[tuple[str, tuple], tuple[str, tuple]]:
     sure_sql = _has(attribute, *sure)
     # A UNION rather than "kind = '?' OR ...": each half is then a range of the index.
     maybe_sql = (f"e.pk IN (SELECT pk FROM entity_values WHERE attr = ? AND kind = '?' UNION ALL "
-                 f"SELECT pk FROM entity_values WHERE attr = ? AND {sure[0]})", (attribute, attribute, *sure[1]))
+                 f"SELECT pk FROM entity_values WHERE attr = ? AND {sure[0]})",
+                 (attribute, attribute, *sure[1]))
     return maybe_sql, sure_sql

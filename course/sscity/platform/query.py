@@ -10,10 +10,12 @@ sub-attribute ``b`` of ``a`` (or, when there is none, the key ``b`` of a compoun
 read those members.
 
 :func:`parse_q` returns a predicate over a stored entity (attribute names already
-expanded), so a query string is parsed once per request, not once per entity.
+expanded), so a query string is parsed once per request, not once per entity. The predicate
+also carries the query's ``plan`` (its terms as :class:`Term`), which :mod:`.qsql` compiles
+to SQL over the ``entity_values`` index: the broker runs ``q`` in SQLite and calls the
+predicate only for the rows SQL cannot decide (subscriptions call it directly).
 :func:`numeric_prefilter` picks the simple numeric terms (``no2>40``, ``n==1..5``) that
-SQLite can check first, so that at 100,000 entities a selective query decodes only the
-few entities that may match.
+SQLite can check first; it is used only when ``SSCITY_Q_SQL=0`` turns the SQL path off.
 """
 
 from __future__ import annotations
@@ -300,7 +302,9 @@ def _comparison(getter, operator: str, raw: str, reader: _Reader, term: Term) ->
             return any(_equal(v, w) for v in getter(attrs) for w in wanted)
 
         term = replace(term, values=tuple(wanted))
-        return (in_list if operator == "==" else (lambda attrs: bool(getter(attrs)) and not in_list(attrs))), term
+        if operator == "==":
+            return in_list, term
+        return (lambda attrs: bool(getter(attrs)) and not in_list(attrs)), term
 
     bounds = _split_outside_quotes(raw, "..")
     if len(bounds) == 2:
@@ -315,7 +319,9 @@ def _comparison(getter, operator: str, raw: str, reader: _Reader, term: Term) ->
             return any(_comparable(v, low) and low <= v <= high for v in getter(attrs))
 
         term = replace(term, bounds=(low, high))
-        return (in_range if operator == "==" else (lambda attrs: bool(getter(attrs)) and not in_range(attrs))), term
+        if operator == "==":
+            return in_range, term
+        return (lambda attrs: bool(getter(attrs)) and not in_range(attrs)), term
     if len(bounds) > 2:
         raise reader.fail(f"cannot read the range {raw!r}")
 
@@ -324,7 +330,8 @@ def _comparison(getter, operator: str, raw: str, reader: _Reader, term: Term) ->
     if operator == "==":
         return (lambda attrs: any(_equal(v, target) for v in getter(attrs))), term
     if operator == "!=":
-        return (lambda attrs: (values := getter(attrs)) != [] and not any(_equal(v, target) for v in values)), term
+        return (lambda attrs: (values := getter(attrs)) != []
+                and not any(_equal(v, target) for v in values)), term
     if isinstance(target, bool):
         raise reader.fail(f"{operator} needs a number, a DateTime or a string, not {raw}")
     compare = {">": lambda v: v > target, ">=": lambda v: v >= target,
