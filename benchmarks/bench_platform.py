@@ -16,7 +16,9 @@
 - ``platform_geo_near_p95_100k``: p95 latency of ``georel=near;maxDistance==500`` at 100,000
   entities, over HTTP and in process;
 - ``platform_query_q_p95_100k``: p95 latency of ``type=AirQualityObserved&q=no2>X&count=true``
-  (about 1 % of the 100,000 entities match; first page of 100), over HTTP;
+  (about 1 % of the 100,000 entities match; first page of 100), over HTTP; q runs in SQLite
+  (qsql.py). ``platform_query_q_p95_100k_python``: the same with ``SSCITY_Q_SQL=0`` (a second
+  server on the same database, q evaluated in Python after the numeric prefilter: the old path);
 - ``platform_temporal_p95``: p95 latency of ``GET /temporal/entities/{id}`` with a
   ``timerel=between`` window over 50 recorded instances.
 - ``platform_temporal_long_*``: in process, one entity with 100,000 instances of one
@@ -238,7 +240,7 @@ def bench_geo_near_inprocess(db: Path, queries: int = 300) -> None:
     bench("platform_geo_near_p95_100k_inprocess", p95(latencies) * 1000, "ms")
 
 
-def bench_query_q(port: int, queries: int = 20) -> None:
+def bench_query_q(port: int, queries: int = 20, suffix: str = "") -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     rng = np.random.default_rng(SEED + 3)
     latencies = []
@@ -249,7 +251,7 @@ def bench_query_q(port: int, queries: int = 20) -> None:
         latencies.append(time.perf_counter() - started)
         assert status == 200, body[:300]
     conn.close()
-    bench("platform_query_q_p95_100k", p95(latencies) * 1000, "ms")
+    bench(f"platform_query_q_p95_100k{suffix}", p95(latencies) * 1000, "ms")
 
 
 def bench_temporal(port: int, entities: int = 200, instances: int = 50, queries: int = 300) -> None:
@@ -331,6 +333,16 @@ def main() -> None:
             bench_temporal(port)
         finally:
             stop_server(proc)
+        # The old path (q in Python) on the same database, as a baseline in the same run.
+        os.environ["SSCITY_Q_SQL"] = "0"
+        try:
+            proc, url = start_server(db)
+            try:
+                bench_query_q(int(url.rsplit(":", 1)[1]), suffix="_python")
+            finally:
+                stop_server(proc)
+        finally:
+            del os.environ["SSCITY_Q_SQL"]
         bench_geo_near_inprocess(db)
     bench_temporal_long_history()
 

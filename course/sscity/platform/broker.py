@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import geo
+from . import geo, qsql
 from .context import COURSE_CONTEXT_URL, ContextResolver, TermMap
 from .errors import ERROR_KINDS, NgsiError, bad_data, not_found, not_implemented
 from .model import (
@@ -711,11 +711,14 @@ class Broker:
                            "would delete every entity of the tenant.")
         everything = EntityQuery(types=query.types, ids=query.ids, id_pattern=query.id_pattern, q=query.q,
                                  numeric_terms=query.numeric_terms, limit=self.max_limit)
-        sql, params = _select_sql(tenant, everything)
+        compiled = _compiled_q(everything)
+        sql, params = _select_sql(tenant, everything, compiled)
+        sure, sure_params = (compiled.sure, compiled.sure_params) if compiled else ("0", ())
         with self.store.write() as conn:
+            # The same selection as query_entities, all pages, inside the deleting transaction.
             rows = self._filter(conn.execute(
-                f"SELECT e.id, e.type, e.doc, e.created_at, e.modified_at, e.geom {sql} ORDER BY e.pk",
-                params).fetchall(), everything, None)
+                f"SELECT e.id, e.type, e.doc, e.created_at, e.modified_at, e.geom, {sure}, NULL {sql} "
+                "ORDER BY e.pk", (*sure_params, *params)).fetchall(), everything, None)
             gone = []
             for entity_id, *_ in rows:
                 pk, entity = self._get(conn, tenant, entity_id)
@@ -732,19 +735,33 @@ class Broker:
         if query.limit > self.max_limit:
             raise NgsiError("TooManyResults", f"limit={query.limit} is above this broker's maximum of "
                             f"{self.max_limit}; page through the results with limit and offset.")
-        sql, params = _select_sql(tenant, query)
-        needs_python = (query.id_pattern is not None or query.q is not None or query.attrs is not None
-                        or query.geo is not None or only_ids is not None)
+        compiled = _compiled_q(query)
+        sql, params = _select_sql(tenant, query, compiled)
+        # With q in SQL, `sure` marks the rows SQL has decided; only the others need the Python q.
+        sure, sure_params = (compiled.sure, compiled.sure_params) if compiled else ("0", ())
+        needs_python = (query.id_pattern is not None or query.attrs is not None or query.geo is not None
+                        or only_ids is not None or query.q is not None)
         with self.store.read() as conn:
+            total = None
+            if compiled is not None and needs_python and query.id_pattern is None and query.attrs is None \
+                    and query.geo is None and only_ids is None:
+                total, undecided = conn.execute(f"SELECT COUNT(*), TOTAL(NOT ({sure})) {sql}",
+                                                (*sure_params, *params)).fetchone()
+                # SQL has decided every row: count and page in SQLite, decode only the page.
+                needs_python = undecided > 0
             if not needs_python:
-                total = conn.execute(f"SELECT COUNT(*) {sql}", params).fetchone()[0]
+                if total is None:
+                    total = conn.execute(f"SELECT COUNT(*) {sql}", params).fetchone()[0]
                 rows = conn.execute(f"SELECT e.id, e.type, e.doc, e.created_at, e.modified_at {sql} "
                                     "ORDER BY e.pk LIMIT ? OFFSET ?", (*params, query.limit, query.offset))
                 page = [Entity(i, t, json.loads(d), c, m) for i, t, d, c, m in rows]
                 return page, total
+            # near on location: SQLite measures Points (geo.point_distance_sql), Python the rest.
+            distance, distance_params = query.geo.point_distance_sql() if _near_location(query) \
+                else ("NULL", ())
             matches = self._filter(conn.execute(
-                f"SELECT e.id, e.type, e.doc, e.created_at, e.modified_at, e.geom {sql} ORDER BY e.pk",
-                params), query, only_ids)
+                f"SELECT e.id, e.type, e.doc, e.created_at, e.modified_at, e.geom, {sure}, {distance} {sql} "
+                "ORDER BY e.pk", (*sure_params, *distance_params, *params)), query, only_ids)
         page = matches[query.offset:query.offset + query.limit]
         return [Entity(i, t, d if isinstance(d, dict) else json.loads(d), c, m)
                 for i, t, d, c, m in page], len(matches)
@@ -754,14 +771,19 @@ class Broker:
         near = query.geo is not None and query.geo.georel == "near" and query.geo.max_distance_m is not None
         on_location = query.geo is None or query.geo.geoproperty == LOCATION
         matches = []
-        for entity_id, entity_type, doc, created_at, modified_at, geom in rows:
+        limit_m = query.geo.max_distance_m if near else None
+        for entity_id, entity_type, doc, created_at, modified_at, geom, sure, sql_distance in rows:
             if only_ids is not None and entity_id not in only_ids:
                 continue
             if query.id_pattern is not None and not query.id_pattern.search(entity_id):
                 continue
             attrs = None
             distance = 0.0
-            if query.geo is not None:
+            if sql_distance is not None and abs(sql_distance - limit_m) > geo.DISTANCE_TOLERANCE_M:
+                if sql_distance > limit_m:
+                    continue
+                distance = sql_distance
+            elif query.geo is not None:
                 if on_location:
                     geometry = json.loads(geom) if geom else None
                 else:
@@ -775,12 +797,12 @@ class Broker:
                         continue
                 elif not query.geo.matches(geometry):
                     continue
-            if query.q is not None or query.attrs is not None:
+            if (query.q is not None and not sure) or query.attrs is not None:
                 if attrs is None:
                     attrs = json.loads(doc)
                 if query.attrs is not None and query.attrs.isdisjoint(attrs):
                     continue
-                if query.q is not None and not query.q(attrs):
+                if query.q is not None and not sure and not query.q(attrs):
                     continue
             matches.append((distance, (entity_id, entity_type, attrs if attrs is not None else doc,
                                        created_at, modified_at)))
@@ -1627,7 +1649,20 @@ def compile_id_pattern(pattern: str) -> LinearPattern:
     return _compile_pattern(pattern)
 
 
-def _select_sql(tenant: str, query: EntityQuery) -> tuple[str, list]:
+def _near_location(query: EntityQuery) -> bool:
+    return query.geo is not None and query.geo.georel == "near" and query.geo.max_distance_m is not None \
+        and query.geo.geoproperty == LOCATION
+
+
+def _compiled_q(query: EntityQuery) -> qsql.CompiledQ | None:
+    """The SQL of ``query.q`` (None without q, for a bare predicate, or with ``SSCITY_Q_SQL=0``)."""
+    plan = getattr(query.q, "plan", None)
+    if plan is None or not qsql.enabled():
+        return None
+    return qsql.compile_q(plan)
+
+
+def _select_sql(tenant: str, query: EntityQuery, compiled: qsql.CompiledQ | None = None) -> tuple[str, list]:
     params: list = []
     box = query.geo.bbox() if query.geo is not None and query.geo.geoproperty == LOCATION else None
     if box is not None:
@@ -1648,7 +1683,11 @@ def _select_sql(tenant: str, query: EntityQuery) -> tuple[str, list]:
     if query.ids:
         sql += f" AND e.id IN ({','.join('?' * len(query.ids))})"
         params += query.ids
-    for iri, operator, number in query.numeric_terms:
+    if compiled is not None:
+        # A superset of the matches (qsql's `maybe`), answered from the entity_values index.
+        sql += f" AND {compiled.maybe}"
+        params += compiled.maybe_params
+    for iri, operator, number in ([] if compiled is not None else query.numeric_terms):
         # A superset of the matches: entities whose value is not a plain number (or too large
         # for an exact double) are left to the Python predicate, which decides.
         path = f'$."{iri}".value'

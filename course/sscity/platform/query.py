@@ -10,16 +10,19 @@ sub-attribute ``b`` of ``a`` (or, when there is none, the key ``b`` of a compoun
 read those members.
 
 :func:`parse_q` returns a predicate over a stored entity (attribute names already
-expanded), so a query string is parsed once per request, not once per entity.
+expanded), so a query string is parsed once per request, not once per entity. The predicate
+also carries the query's ``plan`` (its terms as :class:`Term`), which :mod:`.qsql` compiles
+to SQL over the ``entity_values`` index: the broker runs ``q`` in SQLite and calls the
+predicate only for the rows SQL cannot decide (subscriptions call it directly).
 :func:`numeric_prefilter` picks the simple numeric terms (``no2>40``, ``n==1..5``) that
-SQLite can check first, so that at 100,000 entities a selective query decodes only the
-few entities that may match.
+SQLite can check first; it is used only when ``SSCITY_Q_SQL=0`` turns the SQL path off.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from .errors import NgsiError, bad_data
 from .model import simplified_value
@@ -34,6 +37,9 @@ _NUMBER = re.compile(r"^-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 _ATTR_MEMBERS = ("observedAt", "unitCode", "datasetId", "createdAt", "modifiedAt")
 
 Predicate = Callable[[dict], bool]
+# The plan of a parsed q that :mod:`.qsql` compiles to SQL: ("or", [plans]), ("and", [plans]) or
+# ("term", Term). It mirrors the predicate term by term.
+Plan = tuple
 _NUM = r"-?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?"
 _SIMPLE_TERM = re.compile(rf"^([A-Za-z0-9_:\-/#]+)(==|>=|<=|>|<)({_NUM})$")
 _RANGE_TERM = re.compile(rf"^([A-Za-z0-9_:\-/#]+)==({_NUM})\.\.({_NUM})$")
@@ -53,7 +59,43 @@ class _Reader:
                         'Example: q=no2>40;status=="free"|(peopleCount>=10;congested==true)')
 
 
-def parse_q(text: str, expand: Callable[[str], str]) -> Predicate:
+@dataclass(frozen=True)
+class Term:
+    """One term of a ``q`` as :mod:`.qsql` needs it.
+
+    ``simple`` is True for a bare top-level attribute (no ``.sub`` and no ``[...]`` path): only
+    those are answered from the SQL value index. ``operator`` is None for ``attr`` / ``!attr``
+    (``negated``); ``values`` holds the normalised literals (one, or several for a list),
+    ``bounds`` the (low, high) of a range, ``pattern`` the regular expression of ``~=``/``!~=``.
+    """
+
+    attribute: str
+    simple: bool
+    negated: bool = False
+    operator: str | None = None
+    values: tuple = ()
+    bounds: tuple | None = None
+    pattern: str | None = None
+
+
+class QPredicate:
+    """A parsed ``q``: call it on an entity's attributes; ``plan`` is what :mod:`.qsql` compiles."""
+
+    __slots__ = ("_predicate", "plan", "text")
+
+    def __init__(self, predicate: Predicate, plan: Plan, text: str):
+        self._predicate = predicate
+        self.plan = plan
+        self.text = text
+
+    def __call__(self, attrs: dict) -> bool:
+        return self._predicate(attrs)
+
+    def __repr__(self) -> str:
+        return f"QPredicate({self.text!r})"
+
+
+def parse_q(text: str, expand: Callable[[str], str]) -> QPredicate:
     """Parse a ``q`` expression into a predicate over stored entity attributes.
 
     Parameters
@@ -65,40 +107,42 @@ def parse_q(text: str, expand: Callable[[str], str]) -> Predicate:
 
     Returns
     -------
-    callable
+    QPredicate
         ``predicate(attributes) -> bool`` where ``attributes`` maps expanded names to
-        NGSI-LD attribute objects.
+        NGSI-LD attribute objects; its ``plan`` lets :mod:`.qsql` run the same query in SQLite.
     """
     if len(text) > MAX_Q_LENGTH:
         raise NgsiError("TooComplexQuery", f"q is {len(text)} characters long; the limit is {MAX_Q_LENGTH}.")
     reader = _Reader(text)
-    predicate = _parse_or(reader, expand, 0)
+    predicate, plan = _parse_or(reader, expand, 0)
     if reader.pos != len(text):
         raise reader.fail(f"unexpected {reader.peek()!r}")
-    return predicate
+    return QPredicate(predicate, plan, text)
 
 
-def _parse_or(reader: _Reader, expand, depth: int) -> Predicate:
-    parts = [_parse_and(reader, expand, depth)]
+def _parse_or(reader: _Reader, expand, depth: int) -> tuple[Predicate, Plan]:
+    parsed = [_parse_and(reader, expand, depth)]
     while reader.peek() == "|":
         reader.pos += 1
-        parts.append(_parse_and(reader, expand, depth))
-    if len(parts) == 1:
-        return parts[0]
-    return lambda attrs: any(part(attrs) for part in parts)
+        parsed.append(_parse_and(reader, expand, depth))
+    if len(parsed) == 1:
+        return parsed[0]
+    parts = [predicate for predicate, _ in parsed]
+    return (lambda attrs: any(part(attrs) for part in parts)), ("or", [plan for _, plan in parsed])
 
 
-def _parse_and(reader: _Reader, expand, depth: int) -> Predicate:
-    parts = [_parse_term(reader, expand, depth)]
+def _parse_and(reader: _Reader, expand, depth: int) -> tuple[Predicate, Plan]:
+    parsed = [_parse_term(reader, expand, depth)]
     while reader.peek() == ";":
         reader.pos += 1
-        parts.append(_parse_term(reader, expand, depth))
-    if len(parts) == 1:
-        return parts[0]
-    return lambda attrs: all(part(attrs) for part in parts)
+        parsed.append(_parse_term(reader, expand, depth))
+    if len(parsed) == 1:
+        return parsed[0]
+    parts = [predicate for predicate, _ in parsed]
+    return (lambda attrs: all(part(attrs) for part in parts)), ("and", [plan for _, plan in parsed])
 
 
-def _parse_term(reader: _Reader, expand, depth: int) -> Predicate:
+def _parse_term(reader: _Reader, expand, depth: int) -> tuple[Predicate, Plan]:
     reader.terms += 1
     if reader.terms > MAX_TERMS or depth > MAX_DEPTH:
         raise NgsiError("TooComplexQuery", f"q has more than {MAX_TERMS} terms or {MAX_DEPTH} nested "
@@ -122,19 +166,21 @@ def _parse_term(reader: _Reader, expand, depth: int) -> Predicate:
     path_text = text[start:reader.pos]
     if not path_text:
         raise reader.fail("expected an attribute name")
-    getter = _attribute_getter(path_text, expand, reader)
+    getter, attribute, simple = _attribute_getter(path_text, expand, reader)
     operator = next((op for op in _OPERATORS if text.startswith(op, reader.pos)), None)
     if operator is None:
         if reader.peek() not in ("", ";", "|", ")"):
             raise reader.fail(f"expected an operator ({' '.join(_OPERATORS)})")
+        plan = ("term", Term(attribute, simple, negated=negated))
         if negated:
-            return lambda attrs: not getter(attrs)
-        return lambda attrs: bool(getter(attrs))
+            return (lambda attrs: not getter(attrs)), plan
+        return (lambda attrs: bool(getter(attrs))), plan
     if negated:
         raise reader.fail("'!' (does not exist) cannot be combined with an operator")
     reader.pos += len(operator)
     raw = _read_value(reader, regex=operator in ("~=", "!~="))
-    return _comparison(getter, operator, raw, reader)
+    predicate, term = _comparison(getter, operator, raw, reader, Term(attribute, simple, operator=operator))
+    return predicate, ("term", term)
 
 
 def _read_value(reader: _Reader, regex: bool = False) -> str:
@@ -228,7 +274,7 @@ def _comparable(left, right) -> bool:
     return isinstance(left, str) and isinstance(right, str)
 
 
-def _comparison(getter, operator: str, raw: str, reader: _Reader) -> Predicate:
+def _comparison(getter, operator: str, raw: str, reader: _Reader, term: Term) -> tuple[Predicate, Term]:
     if operator in ("~=", "!~="):
         pattern = _literal(raw, reader)
         if not isinstance(pattern, str):
@@ -241,9 +287,10 @@ def _comparison(getter, operator: str, raw: str, reader: _Reader) -> Predicate:
         def matches(attrs) -> bool:
             return any(isinstance(v, str) and regex.search(v) for v in getter(attrs))
 
+        term = replace(term, pattern=pattern)
         if operator == "~=":
-            return matches
-        return lambda attrs: bool(getter(attrs)) and not matches(attrs)
+            return matches, term
+        return (lambda attrs: bool(getter(attrs)) and not matches(attrs)), term
 
     items = _split_outside_quotes(raw, ",")
     if len(items) > 1:
@@ -254,7 +301,10 @@ def _comparison(getter, operator: str, raw: str, reader: _Reader) -> Predicate:
         def in_list(attrs) -> bool:
             return any(_equal(v, w) for v in getter(attrs) for w in wanted)
 
-        return in_list if operator == "==" else (lambda attrs: bool(getter(attrs)) and not in_list(attrs))
+        term = replace(term, values=tuple(wanted))
+        if operator == "==":
+            return in_list, term
+        return (lambda attrs: bool(getter(attrs)) and not in_list(attrs)), term
 
     bounds = _split_outside_quotes(raw, "..")
     if len(bounds) == 2:
@@ -268,20 +318,25 @@ def _comparison(getter, operator: str, raw: str, reader: _Reader) -> Predicate:
         def in_range(attrs) -> bool:
             return any(_comparable(v, low) and low <= v <= high for v in getter(attrs))
 
-        return in_range if operator == "==" else (lambda attrs: bool(getter(attrs)) and not in_range(attrs))
+        term = replace(term, bounds=(low, high))
+        if operator == "==":
+            return in_range, term
+        return (lambda attrs: bool(getter(attrs)) and not in_range(attrs)), term
     if len(bounds) > 2:
         raise reader.fail(f"cannot read the range {raw!r}")
 
     target = _normalise(_literal(raw, reader))
+    term = replace(term, values=(target,))
     if operator == "==":
-        return lambda attrs: any(_equal(v, target) for v in getter(attrs))
+        return (lambda attrs: any(_equal(v, target) for v in getter(attrs))), term
     if operator == "!=":
-        return lambda attrs: (values := getter(attrs)) != [] and not any(_equal(v, target) for v in values)
+        return (lambda attrs: (values := getter(attrs)) != []
+                and not any(_equal(v, target) for v in values)), term
     if isinstance(target, bool):
         raise reader.fail(f"{operator} needs a number, a DateTime or a string, not {raw}")
     compare = {">": lambda v: v > target, ">=": lambda v: v >= target,
                "<": lambda v: v < target, "<=": lambda v: v <= target}[operator]
-    return lambda attrs: any(_comparable(v, target) and compare(v) for v in getter(attrs))
+    return (lambda attrs: any(_comparable(v, target) and compare(v) for v in getter(attrs))), term
 
 
 def _equal(value, target) -> bool:
@@ -289,7 +344,10 @@ def _equal(value, target) -> bool:
 
 
 def _attribute_getter(path_text: str, expand, reader: _Reader):
-    """A function attrs -> list of comparable leaf values found at ``path_text``."""
+    """(getter, attribute IRI, simple): getter maps attrs to the comparable leaf values at ``path_text``.
+
+    ``simple`` is True when the path is a bare attribute name (no sub-attribute, no value path).
+    """
     head, bracket, tail = path_text.partition("[")
     value_path: list[str] = []
     if bracket:
@@ -317,7 +375,7 @@ def _attribute_getter(path_text: str, expand, reader: _Reader):
             _collect(instance, subpath, value_path, leaves)
         return leaves
 
-    return getter
+    return getter, attribute, not subpath and not value_path
 
 
 def _attribute_value(attribute: dict):

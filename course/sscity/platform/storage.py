@@ -7,6 +7,8 @@ Tables::
                    doc: the attributes as JSON, names and types expanded to IRIs
                    geom: the GeoJSON value of the `location` GeoProperty, if any
     entity_location  R*Tree (pk, min_lon, max_lon, min_lat, max_lat) of `location`
+    entity_values  (pk, attr, kind, v): the scalar value of each top-level attribute, kept by
+                   triggers on `entities`, so that `q` is answered from an index (see qsql.py)
     history        (instance, tenant, entity_id, attribute, observed_at, value)
                    one row per attribute instance written with observedAt; ``instance`` is
                    never reused (a trigger keeps a placeholder row of tenant '#' holding the
@@ -42,7 +44,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-SCHEMA_VERSION = "1"
+from .qsql import index_rows_sql, register_functions
+
+SCHEMA_VERSION = "2"  # 2: entity_values (databases of version 1 are indexed when first opened)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tenants (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
@@ -67,6 +71,24 @@ CREATE TABLE IF NOT EXISTS history (
     observed_at TEXT NOT NULL,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS entity_values (
+    pk INTEGER NOT NULL,
+    attr TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    v,
+    PRIMARY KEY (pk, attr)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entity_values_by_value ON entity_values (attr, kind, v);
+CREATE TRIGGER IF NOT EXISTS entity_values_insert AFTER INSERT ON entities BEGIN
+    INSERT OR REPLACE INTO entity_values {new_rows};
+END;
+CREATE TRIGGER IF NOT EXISTS entity_values_update AFTER UPDATE OF doc ON entities BEGIN
+    DELETE FROM entity_values WHERE pk = OLD.pk;
+    INSERT OR REPLACE INTO entity_values {new_rows};
+END;
+CREATE TRIGGER IF NOT EXISTS entity_values_delete AFTER DELETE ON entities BEGIN
+    DELETE FROM entity_values WHERE pk = OLD.pk;
+END;
 CREATE INDEX IF NOT EXISTS history_by_attribute ON history (tenant, entity_id, attribute, observed_at);
 -- An instance's number is its instanceId (urn:ngsi-ld:instance:<n>), so a number must never be
 -- given twice. SQLite gives a new row max(rowid)+1, which would reuse the number of a deleted
@@ -88,7 +110,7 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     modified_at TEXT NOT NULL,
     PRIMARY KEY (tenant, id)
 );
-"""
+""".replace("{new_rows}", index_rows_sql("NEW.doc", "NEW.pk"))
 
 
 #: Largest stored document (bytes of JSON) a request answered inline may decode and render:
@@ -260,6 +282,14 @@ class Store:
         with self.write() as conn:
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('subscriptions_version', '0')")
+            # A database of schema 1 has entities but no entity_values rows: index them once, in
+            # this write transaction (its lock makes concurrent openers wait, then see version 2).
+            version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+            if version == "1":
+                conn.execute("DELETE FROM entity_values")
+                conn.execute("INSERT OR REPLACE INTO entity_values "
+                             + index_rows_sql("e.doc", "e.pk", source="entities e, "))
+                conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (SCHEMA_VERSION,))
 
     def _connect(self) -> sqlite3.Connection:
         if not self.memory:
@@ -281,6 +311,7 @@ class Store:
         # connection would copy them into its own cache: 2 MB each (SQLite's default).
         conn.execute(f"PRAGMA cache_size={-2000 if self.memory else -32000}")
         conn.execute("PRAGMA temp_store=MEMORY")
+        register_functions(conn)
         with self._connections_lock:
             self._connections.append(conn)
         return conn
