@@ -504,3 +504,80 @@ def test_near_queries_measure_points_in_sql_and_other_shapes_in_python():
         ]
     finally:
         broker.close()
+
+
+# -- the index rows built in Python equal those of the SQL (trigger/backfill) form ---------------
+
+_member_values = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20),
+    st.sampled_from(["2024-05-01T09:00:00Z", "2024-05-01 09:00", "abcd-ef-ghijk:lmnop", "urn:ngsi-ld:X:1",
+                     "2024-05-01 is a Wednesday", "2024-05-01"]),
+    st.lists(st.integers(), max_size=2), st.dictionaries(st.sampled_from(["@value", "a", "type"]),
+                                                         st.integers() | st.text(max_size=3), max_size=2))
+_attributes = st.one_of(
+    st.fixed_dictionaries({"type": st.sampled_from(["Property", "Relationship", "GeoProperty",
+                                                   "LanguageProperty", "JsonProperty"])},
+                          optional={"value": _member_values, "object": _member_values,
+                                    "observedAt": st.just("2024-05-01T09:00:00.000Z")}),
+    st.lists(st.fixed_dictionaries({"type": st.just("Property"), "value": _member_values}), max_size=2))
+# (a stored attribute is always an object, or a list of instances: never a bare value)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.dictionaries(st.text(st.characters(min_codepoint=33, exclude_categories=("Cs",)), min_size=1,
+                               max_size=8), _attributes, max_size=5),
+       st.integers(min_value=1, max_value=2**40))
+def test_index_rows_built_in_python_equal_the_sql_form(attrs, pk):
+    import json
+    import sqlite3
+
+    from sscity.platform.qsql import index_rows, index_rows_sql
+
+    conn = sqlite3.connect(":memory:")
+    doc = json.dumps(attrs)
+    by_sql = {(row[1], row[2]): row[3] for row in conn.execute(index_rows_sql(":doc", ":pk"),
+                                                              {"doc": doc, "pk": pk})}
+    by_python = {(row[1], row[2]): row[3] for row in index_rows(pk, attrs)}
+    assert set(by_sql) == set(by_python)  # the same attributes with the same kinds
+    for (name, kind), value in by_python.items():
+        if kind in ("n", "s", "b"):  # the values conditions read
+            assert by_sql[(name, kind)] == value and type(by_sql[(name, kind)]) is type(value), name
+
+
+def test_every_kind_of_write_leaves_the_index_equal_to_a_fresh_indexing():
+    """Create, batch upsert (replace and update), merge, partial update, NGSI-LD Null, attribute
+    delete, temporal add, purge: afterwards entity_values holds exactly what indexing every stored
+    document again (the SQL form) gives."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from platform_support import COURSE_LINK, NGSI, http_client
+    from sscity.platform.qsql import index_rows_sql
+
+    broker = Broker(":memory:")
+    with http_client(broker, Link=COURSE_LINK) as http:
+        def note(n, **attrs):
+            return {"id": f"urn:ngsi-ld:Note:{n}", "type": "Note", **attrs}
+
+        assert http.post(f"{NGSI}/entities", json=note(1, a=1, b="x", c=True)).status_code == 201
+        batch = [note(n, a=n, b=f"t{n}") for n in range(2, 8)] + [note(2, a=99)]  # id 2 twice
+        assert http.post(f"{NGSI}/entityOperations/upsert", json=batch).status_code == 201
+        assert http.post(f"{NGSI}/entityOperations/upsert", json=[note(3, z=5)]).status_code == 204
+        assert http.post(f"{NGSI}/entityOperations/upsert", params={"options": "update"},
+                         json=[note(4, a=2.5, d="2024-05-01T09:00:00Z")]).status_code == 204
+        one = f"{NGSI}/entities/urn:ngsi-ld:Note:"
+        assert http.patch(f"{one}5", json={"b": "urn:ngsi-ld:null"}).status_code == 204
+        assert http.patch(f"{one}6/attrs/a", json={"value": -1}).status_code == 204
+        assert http.delete(f"{one}7/attrs/a").status_code == 204
+        assert http.put(f"{one}1", json={"e": {"type": "Property", "value": {"k": 1}}}).status_code == 204
+        assert http.delete(f"{NGSI}/entities", params={"q": "a==2"}).status_code == 204
+        history = [{"type": "Property", "value": 3, "observedAt": "2024-05-01T09:00:00Z"}]
+        assert http.post(f"{NGSI}/temporal/entities", json=note(9, a=history)).status_code in (201, 204)
+    with broker.store.read() as conn:
+        stored = sorted(conn.execute("SELECT pk, attr, kind, v FROM entity_values"))
+        fresh = sorted(conn.execute(index_rows_sql("e.doc", "e.pk", source="entities e, ")))
+    assert stored and [row[:3] for row in stored] == [row[:3] for row in fresh]
+    assert [row for row in stored if row[2] in "nsb"] == [row for row in fresh if row[2] in "nsb"]
+    broker.close()

@@ -298,10 +298,12 @@ class Broker:
         geometry, box = _location_of(entity)
         doc = dumps(entity.attrs)
         if pk is None:
-            Store.insert_entity(conn, tenant, entity.id, entity.type, doc, geometry, box,
-                                entity.created_at, entity.modified_at)
+            pk = Store.insert_entity(conn, tenant, entity.id, entity.type, doc, geometry, box,
+                                     entity.created_at, entity.modified_at)
+            Store.index_values(conn, qsql.index_rows(pk, entity.attrs))
         else:
             Store.update_entity(conn, pk, entity.type, doc, geometry, box, entity.modified_at)
+            Store.index_values(conn, qsql.index_rows(pk, entity.attrs), replaced=[pk])
 
     @staticmethod
     def _history(tenant: str, entity_id: str, attrs: dict) -> list[tuple]:
@@ -1515,12 +1517,14 @@ class _Writes:
         self.boxes: dict[int, tuple | None] = {}
         self.deleted: list[tuple[int, str]] = []
         self.history: list[tuple] = []
+        self.values: dict[int, dict] = {}  # pk -> attributes, for the entity_values index
 
     def save(self, entity: Entity, pk: int | None) -> int:
         """Queue an insert (pk None) or an update of ``entity``; returns its pk."""
         geometry, box = _location_of(entity)
         doc = dumps(entity.attrs)
         geom = dumps(geometry) if geometry else None
+        self.values[pk if pk is not None else self.next_pk] = entity.attrs
         if pk is None:
             pk = self.next_pk
             self.next_pk += 1
@@ -1538,6 +1542,7 @@ class _Writes:
         """Queue the deletion of an entity (with its box and history)."""
         self.deleted.append((pk, entity_id))
         self.rows.pop(pk, None)
+        self.values.pop(pk, None)
         self.boxes[pk] = None
 
     def flush(self) -> None:
@@ -1554,6 +1559,8 @@ class _Writes:
                              "modified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", inserts)
         if updates:
             conn.executemany("UPDATE entities SET type=?, doc=?, geom=?, modified_at=? WHERE pk=?", updates)
+        index = [row for pk, attrs in self.values.items() for row in qsql.index_rows(pk, attrs)]
+        Store.index_values(conn, index, replaced=[row[-1] for row in updates])
         inserted = {row[0] for row in inserts}
         stale = [(pk,) for pk in self.boxes if pk not in inserted]
         if stale:
@@ -1562,7 +1569,7 @@ class _Writes:
         if boxes:
             conn.executemany("INSERT INTO entity_location VALUES (?, ?, ?, ?, ?)", boxes)
         Store.add_history(conn, self.history)
-        self.rows, self.boxes, self.deleted, self.history = {}, {}, [], []
+        self.rows, self.boxes, self.deleted, self.history, self.values = {}, {}, [], [], {}
 
 def _in_tenant(tenant: str) -> str:
     return f" in tenant {tenant!r}" if tenant else ""

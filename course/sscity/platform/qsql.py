@@ -85,6 +85,47 @@ def index_rows_sql(doc: str, pk: str, source: str = "") -> str:
     return f"SELECT pk, attr, kind, v FROM ({rows})"
 
 
+def _scalar_kind(value) -> str:
+    """The kind ``_SCALAR`` gives a member holding ``value`` (decoded JSON)."""
+    if isinstance(value, bool):
+        return "b"
+    if isinstance(value, (int, float)):
+        return "n" if abs(value) < 9e15 else "?"
+    if isinstance(value, str):
+        looks_like_time = len(value) >= 16 and value[4] == "-" and value[7] == "-" and value[13] == ":"
+        return "?" if looks_like_time else "s"
+    return "?"
+
+
+def index_rows(pk: int, attrs: dict) -> list[tuple]:
+    """The rows :func:`index_rows_sql` gives the document ``attrs`` of entity ``pk``, in Python.
+
+    Writes build them from the attributes they already hold in memory (about twice as fast as
+    SQLite parsing the stored JSON again in a trigger); the SQL form remains for indexing a
+    database created before the index existed. ``tests/test_platform_qsql.py`` checks the two
+    agree on generated documents.
+    """
+    rows = []
+    for name, attribute in attrs.items():
+        kind, value = "?", None
+        if isinstance(attribute, dict):
+            attribute_type = attribute.get("type")
+            member = {"Property": "value", "Relationship": "object"}.get(attribute_type)
+            held = attribute.get("value")
+            if attribute_type in ("Property", "GeoProperty") and isinstance(held, dict) \
+                    and "@value" not in held:
+                kind = "o"
+            elif member is not None and member in attribute:
+                value = attribute[member]
+                kind = _scalar_kind(value)
+        if kind == "b":
+            value = int(value)
+        elif kind not in ("n", "s"):
+            value = None  # never read: every condition tests the kind first
+        rows.append((pk, name, kind, value))
+    return rows
+
+
 def enabled() -> bool:
     """False when ``SSCITY_Q_SQL=0`` asks for the Python evaluator alone."""
     return os.environ.get("SSCITY_Q_SQL", "1") != "0"

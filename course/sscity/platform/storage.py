@@ -7,8 +7,9 @@ Tables::
                    doc: the attributes as JSON, names and types expanded to IRIs
                    geom: the GeoJSON value of the `location` GeoProperty, if any
     entity_location  R*Tree (pk, min_lon, max_lon, min_lat, max_lat) of `location`
-    entity_values  (pk, attr, kind, v): the scalar value of each top-level attribute, kept by
-                   triggers on `entities`, so that `q` is answered from an index (see qsql.py)
+    entity_values  (pk, attr, kind, v): the scalar value of each top-level attribute, written
+                   with each entity (Store.index_values; a trigger removes them with it), so
+                   that `q` is answered from an index (see qsql.py)
     history        (instance, tenant, entity_id, attribute, observed_at, value)
                    one row per attribute instance written with observedAt; ``instance`` is
                    never reused (a trigger keeps a placeholder row of tenant '#' holding the
@@ -79,13 +80,11 @@ CREATE TABLE IF NOT EXISTS entity_values (
     PRIMARY KEY (pk, attr)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS entity_values_by_value ON entity_values (attr, kind, v);
-CREATE TRIGGER IF NOT EXISTS entity_values_insert AFTER INSERT ON entities BEGIN
-    INSERT OR REPLACE INTO entity_values {new_rows};
-END;
-CREATE TRIGGER IF NOT EXISTS entity_values_update AFTER UPDATE OF doc ON entities BEGIN
-    DELETE FROM entity_values WHERE pk = OLD.pk;
-    INSERT OR REPLACE INTO entity_values {new_rows};
-END;
+-- Inserts and updates write their rows themselves (Store.index_values, from the attributes in
+-- memory: SQLite re-parsing each stored document in a trigger halved batch writes); databases
+-- written by a version that kept them with triggers lose those triggers here.
+DROP TRIGGER IF EXISTS entity_values_insert;
+DROP TRIGGER IF EXISTS entity_values_update;
 CREATE TRIGGER IF NOT EXISTS entity_values_delete AFTER DELETE ON entities BEGIN
     DELETE FROM entity_values WHERE pk = OLD.pk;
 END;
@@ -110,7 +109,7 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     modified_at TEXT NOT NULL,
     PRIMARY KEY (tenant, id)
 );
-""".replace("{new_rows}", index_rows_sql("NEW.doc", "NEW.pk"))
+"""
 
 
 #: Largest stored document (bytes of JSON) a request answered inline may decode and render:
@@ -399,6 +398,14 @@ class Store:
         if box is not None:
             conn.execute("INSERT INTO entity_location VALUES (?, ?, ?, ?, ?)", (pk, *box))
         return pk
+
+    @staticmethod
+    def index_values(conn, rows: list[tuple], replaced: list[int] = ()) -> None:
+        """Write entity_values rows (``qsql.index_rows``), first removing those of ``replaced`` pks."""
+        if replaced:
+            conn.executemany("DELETE FROM entity_values WHERE pk=?", [(pk,) for pk in replaced])
+        if rows:
+            conn.executemany("INSERT OR REPLACE INTO entity_values VALUES (?, ?, ?, ?)", rows)
 
     @staticmethod
     def update_entity(conn, pk: int, entity_type: str, doc: str, geometry: dict | None, box,
