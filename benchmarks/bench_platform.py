@@ -27,8 +27,8 @@
   over the whole history.
 
 Run: ``python benchmarks/bench_platform.py [--entities 100000]``. Timings vary with the
-machine's load; goals on a 2-core laptop: >= 5,000 entities/s upsert, >= 1,000 GET/s,
-geo-near p95 <= 50 ms.
+machine's load; goals on a 2-core laptop (issue 17): >= 10,000 entities/s batch upsert over
+HTTP, >= 4,500 GET by id/s, geo-near p95 <= 10 ms and q p95 <= 50 ms over HTTP at 100k.
 """
 
 from __future__ import annotations
