@@ -65,6 +65,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_process(process: subprocess.Popen, timeout_s: float = 20) -> None:
+    """Stop a server a test started: SIGTERM, then SIGKILL if it has not ended in ``timeout_s``."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout_s)
+
+
 def http_get(url: str, token: str) -> tuple[int, str]:
     """GET ``url`` from a Jupyter server with its token: (status, body); an HTTP error's body is ''."""
     request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+from conftest import stop_process
 from sscity.platform import CORE_CONTEXT_URL, COURSE_CONTEXT_URL, Broker
 from sscity.platform.client import InProcessTransport
 from sscity.platform.context import context_link_header
@@ -83,11 +84,6 @@ def start_server(db: Path | None, port: int | None = None, timeout_s: float = 30
 
 def stop_server(proc: subprocess.Popen) -> None:
     """Stop a server started by :func:`start_server`."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    stop_process(proc, timeout_s=10)
     if proc.stdout:
         proc.stdout.close()

@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TWO_STUDENT_MODULE, TWO_STUDENTS, free_port
+from conftest import ROOT, TWO_STUDENT_MODULE, TWO_STUDENTS, free_port, stop_process
 
 MODULE = TWO_STUDENT_MODULE
 STUDENTS = TWO_STUDENTS
@@ -145,12 +145,7 @@ def formgrader(graded_class, tmp_path):
                 time.sleep(0.5)
         yield folder, client
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server)
         log.close()
 
 

@@ -76,8 +76,8 @@ _HINTS = {
                          "tenant name.",
     "TooManyResults": "Ask for at most 1000 entities per page, or use query_all(), which pages for you.",
     "TooComplexQuery": "Simplify q, or split the query into several smaller ones.",
-    "OperationNotSupported": "This broker does not offer that operation; see the course notes for an "
-                             "alternative.",
+    "OperationNotSupported": "This broker does not offer that feature (the message above names it); "
+                             "course/sscity/platform/README.md lists what it offers.",
     "NoMultiTenantSupport": "This broker has no tenants: create the Client without tenant=..., or start "
                             "Orion-LD with -multiservice.",
     "InternalError": "The broker failed. Tell your instructor what you sent; the request was not applied.",
