@@ -713,14 +713,9 @@ class Broker:
                            "would delete every entity of the tenant.")
         everything = EntityQuery(types=query.types, ids=query.ids, id_pattern=query.id_pattern, q=query.q,
                                  numeric_terms=query.numeric_terms, limit=self.max_limit)
-        compiled = _compiled_q(everything)
-        sql, params = _select_sql(tenant, everything, compiled)
-        sure, sure_params = (compiled.sure, compiled.sure_params) if compiled else ("0", ())
         with self.store.write() as conn:
             # The same selection as query_entities, all pages, inside the deleting transaction.
-            rows = self._filter(conn.execute(
-                f"SELECT e.id, e.type, e.doc, e.created_at, e.modified_at, e.geom, {sure}, NULL {sql} "
-                "ORDER BY e.pk", (*sure_params, *params)).fetchall(), everything, None)
+            rows = self._matches(conn, tenant, everything, _compiled_q(everything), None)
             gone = []
             for entity_id, *_ in rows:
                 pk, entity = self._get(conn, tenant, entity_id)
@@ -758,15 +753,21 @@ class Broker:
                                     "ORDER BY e.pk LIMIT ? OFFSET ?", (*params, query.limit, query.offset))
                 page = [Entity(i, t, json.loads(d), c, m) for i, t, d, c, m in rows]
                 return page, total
-            # near on location: SQLite measures Points (geo.point_distance_sql), Python the rest.
-            distance, distance_params = query.geo.point_distance_sql() if _near_location(query) \
-                else ("NULL", ())
-            matches = self._filter(conn.execute(
-                f"SELECT e.id, e.type, e.doc, e.created_at, e.modified_at, e.geom, {sure}, {distance} {sql} "
-                "ORDER BY e.pk", (*sure_params, *distance_params, *params)), query, only_ids)
+            matches = self._matches(conn, tenant, query, compiled, only_ids)
         page = matches[query.offset:query.offset + query.limit]
         return [Entity(i, t, d if isinstance(d, dict) else json.loads(d), c, m)
                 for i, t, d, c, m in page], len(matches)
+
+    def _matches(self, conn, tenant: str, query: EntityQuery, compiled, only_ids) -> list[tuple]:
+        """Every row matching ``query`` (no paging): SQL narrows, :meth:`_filter` decides the rest."""
+        sql, params = _select_sql(tenant, query, compiled)
+        sure, sure_params = (compiled.sure, compiled.sure_params) if compiled else ("0", ())
+        # near on location: SQLite measures Points (geo.point_distance_sql), Python the rest.
+        distance, distance_params = query.geo.point_distance_sql() if _near_location(query) \
+            else ("NULL", ())
+        return self._filter(conn.execute(
+            f"SELECT e.id, e.type, e.doc, e.created_at, e.modified_at, e.geom, {sure}, {distance} {sql} "
+            "ORDER BY e.pk", (*sure_params, *distance_params, *params)), query, only_ids)
 
     @staticmethod
     def _filter(rows, query: EntityQuery, only_ids: set[str] | None) -> list[tuple]:
